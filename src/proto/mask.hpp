@@ -1,0 +1,37 @@
+// RFC 6455 §5.3 masking: XOR with a 4-byte key, from any key offset, in place or while copying.
+// This is the hot loop of every byte a server receives, so it has SIMD variants chosen at run
+// time; every variant gives exactly the scalar result.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "proto/frame.hpp"
+
+namespace wsx::proto {
+
+// XORs data[i] with key[(key_offset + i) % 4]. key_offset is the number of payload bytes of this
+// frame already processed (frames arrive in pieces); only key_offset % 4 matters.
+void apply_mask(std::span<std::uint8_t> data, MaskKey key, std::size_t key_offset = 0) noexcept;
+
+// dst[i] = src[i] ^ key[(key_offset + i) % 4]; dst and src have the same size and do not overlap.
+// The client send path uses it to mask while copying a payload into its output buffer.
+void copy_masked(std::uint8_t* dst, const std::uint8_t* src, std::size_t size, MaskKey key,
+                 std::size_t key_offset = 0) noexcept;
+
+// The implementations behind apply_mask, so tests and benchmarks can call each one directly.
+enum class MaskImpl : std::uint8_t { scalar, sse2, avx2, avx512, neon };
+
+using MaskFn = void (*)(std::uint8_t* data, std::size_t size, MaskKey key,
+                        std::size_t key_offset) noexcept;
+
+// True when this build and this CPU can run `impl`.
+bool mask_impl_available(MaskImpl impl) noexcept;
+// The function for `impl`; only call it when mask_impl_available(impl).
+MaskFn mask_impl_function(MaskImpl impl) noexcept;
+// The implementation apply_mask uses on this CPU (the widest available).
+MaskImpl mask_impl_selected() noexcept;
+const char* mask_impl_name(MaskImpl impl) noexcept;
+
+}  // namespace wsx::proto
