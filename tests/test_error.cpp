@@ -9,11 +9,11 @@
 using namespace wsx::proto;
 
 TEST_CASE("frame-level errors map to close code 1002") {
-    for (auto e : {Error::reserved_opcode, Error::reserved_bits_set, Error::control_frame_too_long,
-                   Error::control_frame_fragmented, Error::length_msb_set,
-                   Error::unmasked_client_frame, Error::masked_server_frame,
-                   Error::unexpected_continuation, Error::expected_continuation,
-                   Error::close_payload_one_byte, Error::invalid_close_code}) {
+    for (auto e :
+         {Error::reserved_opcode, Error::reserved_bits_set, Error::control_frame_too_long,
+          Error::control_frame_fragmented, Error::length_msb_set, Error::unmasked_client_frame,
+          Error::masked_server_frame, Error::unexpected_continuation, Error::expected_continuation,
+          Error::close_payload_one_byte, Error::invalid_close_code}) {
         CAPTURE(describe(e));
         CHECK(close_code_for(e) == 1002);
         CHECK(http_status_for(e) == 0);

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "proto/error.hpp"
+#include "proto/frame.hpp"
 
 namespace wsx::proto {
 
@@ -46,9 +47,9 @@ constexpr bool is_sendable_close_code(std::uint16_t code) noexcept {
 inline constexpr std::size_t kMaxCloseReason = 123;
 
 struct ClosePayload {
-    bool has_code = false;             // false for an empty close payload
+    bool has_code = false;  // false for an empty close payload
     std::uint16_t code = close_code::kNoStatus;
-    std::string_view reason;           // view into the parsed payload; UTF-8 checked
+    std::string_view reason;  // view into the parsed payload; UTF-8 checked
 };
 
 // Parses and validates a received close payload: empty, or a wire-valid code followed by a UTF-8

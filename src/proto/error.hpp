@@ -38,23 +38,35 @@ enum class Error : std::uint8_t {
     inflate_failed,  // compressed data zlib rejects
 
     // Opening handshake, server side (§4.2.1) — each maps to an HTTP status.
-    http_malformed,                // request line or header syntax
-    http_method_not_get,           // 405
-    http_version_too_old,          // below HTTP/1.1
-    http_missing_host,             // 400
-    http_missing_upgrade,          // Upgrade: websocket absent
+    http_malformed,                   // request line or header syntax
+    http_method_not_get,              // 405
+    http_version_too_old,             // below HTTP/1.1
+    http_missing_host,                // 400
+    http_missing_upgrade,             // Upgrade: websocket absent
     http_missing_connection_upgrade,  // Connection: upgrade absent
-    http_bad_version,              // Sec-WebSocket-Version missing or not 13 → 426
-    http_bad_key,                  // Sec-WebSocket-Key missing or not 16 bytes of base64
-    http_origin_forbidden,         // 403
-    http_headers_too_large,        // 431
-    http_too_many_connections,     // 503
+    http_bad_version,                 // Sec-WebSocket-Version missing or not 13 → 426
+    http_bad_key,                     // Sec-WebSocket-Key missing or not 16 bytes of base64
+    http_origin_forbidden,            // 403
+    http_headers_too_large,           // 431
+    http_too_many_connections,        // 503
 
     // Opening handshake, client side (§4.2.2, validating the server's answer).
-    http_bad_status,            // not 101
-    http_bad_accept,            // Sec-WebSocket-Accept does not match the key
-    http_unrequested_extension, // extension the client did not offer
-    http_unrequested_protocol,  // subprotocol the client did not offer
+    http_bad_status,             // not 101
+    http_bad_accept,             // Sec-WebSocket-Accept does not match the key
+    http_unrequested_extension,  // extension the client did not offer
+    http_unrequested_protocol,   // subprotocol the client did not offer
+
+    // The transport ended without a close handshake (reported as 1006, never sent).
+    abnormal_closure,
+
+    // Local misuse of the send API: the call is refused and nothing is queued.
+    not_open,                 // send after the close handshake started
+    send_invalid_close_code,  // close code an application may not send (§7.4.1)
+    send_control_too_long,    // ping/pong/close payload over 125 bytes
+    send_no_message_open,     // continuation with no fragmented send started
+    send_message_open,        // new message while a fragmented send is still open
+    send_invalid_utf8,        // text message or close reason that is not UTF-8
+    shared_frame_client,      // a client must mask each frame, so it cannot send shared frames
 };
 
 // The close code an endpoint sends when it fails the connection for this error (RFC 6455 §7.4.1),

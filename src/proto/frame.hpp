@@ -20,7 +20,9 @@ enum class Opcode : std::uint8_t {
 };
 
 // RFC 6455 §5.5: control frames have the high bit of the opcode set.
-constexpr bool is_control(Opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
+constexpr bool is_control(Opcode op) noexcept {
+    return (static_cast<std::uint8_t>(op) & 0x8) != 0;
+}
 
 // The four masking-key bytes in wire order: payload byte i is XORed with key[i % 4].
 using MaskKey = std::array<std::uint8_t, 4>;

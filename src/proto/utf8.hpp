@@ -20,7 +20,7 @@ enum class Utf8Status : std::uint8_t {
 };
 
 class Utf8Validator {
-public:
+  public:
     // Validates the next bytes of the stream. Once invalid, stays invalid until reset().
     Utf8Status feed(std::span<const std::uint8_t> bytes) noexcept;
 
@@ -33,7 +33,7 @@ public:
 
     void reset() noexcept { *this = Utf8Validator{}; }
 
-private:
+  private:
     std::uint64_t consumed_ = 0;      // bytes fed since reset
     std::uint64_t error_offset_ = 0;  // valid when state_ is the reject state
     std::uint32_t state_ = 0;         // DFA state; 0 = on a code point boundary

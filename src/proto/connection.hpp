@@ -1,0 +1,333 @@
+// proto::Connection — one WebSocket endpoint (RFC 6455 after the opening handshake), either role,
+// with no I/O: bytes in → events out; application sends → bytes out.
+//
+//   wsx::proto::Connection conn{wsx::proto::Role::server};
+//   auto r = conn.receive(bytes_read, handler);   // handler.on_message / on_ping / on_close ...
+//   conn.send_text("hello");
+//   IoSlice iov[16]; auto n = conn.pending_output(iov);  // writev(fd, iov, n) → written
+//   conn.consume_output(written);
+//
+// Receive path: a frame that is whole in the input, unfragmented, is unmasked in place and handed
+// to the handler as a span into the caller's buffer — no copy, no allocation. Only fragmented or
+// split messages go through the reassembly buffer (reused, grows geometrically).
+//
+// Handler (chosen at compile time; every member but one of on_message/on_data is optional):
+//   void on_message(Opcode opcode, std::span<const std::uint8_t> payload);  // text or binary
+//   void on_data(const DataChunk& chunk);   // streaming mode: parts of messages as they arrive
+//   void on_ping(std::span<const std::uint8_t> payload);
+//   void on_pong(std::span<const std::uint8_t> payload);
+//   void on_close(const CloseInfo& info);   // exactly once per connection
+// Spans passed to the handler are valid only during the call. The handler may call send_*,
+// close() and the output functions from inside a callback.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "proto/close.hpp"
+#include "proto/error.hpp"
+#include "proto/frame.hpp"
+#include "proto/mask.hpp"
+#include "proto/mask_key_source.hpp"
+#include "proto/output_queue.hpp"
+#include "proto/shared_buffer.hpp"
+#include "proto/utf8.hpp"
+
+namespace wsx::proto {
+
+enum class Role : std::uint8_t { server, client };
+
+struct ConnectionOptions {
+    // Largest frame payload accepted. A header announcing more fails the connection with 1009
+    // before any of the payload is buffered.
+    std::uint64_t max_frame_size = 16 * 1024 * 1024;
+    // Largest message (sum of its frames) accepted; 1009 as soon as a header would exceed it.
+    std::uint64_t max_message_size = 16 * 1024 * 1024;
+    // Answer pings with a pong carrying the same payload (RFC 6455 §5.5.2). The handler still
+    // sees every ping.
+    bool auto_pong = true;
+    // Check that text messages and close reasons the application sends are UTF-8, refusing
+    // them with Error::send_invalid_utf8 rather than putting a protocol violation on the wire.
+    bool validate_outgoing_utf8 = true;
+    // Split outgoing messages into frames of at most this many payload bytes (0: never).
+    std::size_t auto_fragment_size = 0;
+    // RSV bits an extension negotiated for this connection (0x4 = RSV1, 0x2 = RSV2, 0x1 = RSV3);
+    // any other RSV bit on a received frame fails the connection with 1002 (§5.2).
+    std::uint8_t extension_rsv_bits = 0;
+};
+
+enum class State : std::uint8_t {
+    open,     // messages flow both ways
+    closing,  // we sent a close frame and wait for the peer's (arm a close timeout)
+    closed,   // the close handshake is over or the connection failed: nothing more is read;
+              // flush the pending output, then close the transport (see close_transport_now())
+};
+
+struct CloseInfo {
+    // The peer's close code (1005 when its close frame had none), the code we sent when we
+    // failed the connection, or 1006 when the transport ended without a close handshake.
+    std::uint16_t code = close_code::kAbnormal;
+    std::string_view reason;    // valid during on_close only
+    bool clean = false;         // true when the close handshake completed
+    Error error = Error::none;  // why we failed the connection, or abnormal_closure
+};
+
+// Streaming-mode event: a piece of a message, in order. `first` on the first piece of a message,
+// `last` on its final piece (text is UTF-8 checked before `last` is delivered, but a piece may end
+// inside a code point).
+struct DataChunk {
+    Opcode opcode;  // text or binary: the message's type, also for continuation frames
+    std::span<const std::uint8_t> data;
+    bool first;
+    bool last;
+};
+
+struct ReceiveResult {
+    std::size_t consumed;  // bytes of the input processed (all of it, unless the connection closed)
+    Error error;           // why the connection failed during this call, or none
+};
+
+namespace detail {
+template <typename H>
+concept StreamingHandler = requires(H& h, const DataChunk& c) {
+    h.on_data(c);
+};
+template <typename H>
+concept MessageHandler = requires(H& h, std::span<const std::uint8_t> p) {
+    h.on_message(Opcode::text, p);
+};
+}  // namespace detail
+
+// Encodes one server-to-client frame (unmasked) into a shareable buffer: encode a broadcast once,
+// then send_shared() it on any number of server connections.
+SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> payload,
+                                 bool fin = true, bool rsv1 = false);
+
+class Connection {
+  public:
+    explicit Connection(Role role, const ConnectionOptions& options = {});
+
+    // Consumes `in`: parses every frame in it (frames may be split anywhere across calls),
+    // unmasks payloads in place, and calls the handler. Stops early only when the connection
+    // closes (bytes after a close frame are ignored).
+    template <typename Handler>
+    ReceiveResult receive(std::span<std::uint8_t> in, Handler& handler);
+
+    // The transport ended (EOF, reset, close timeout). Reports 1006 to the handler unless on_close
+    // was already delivered, so on_close is always called exactly once.
+    template <typename Handler>
+    void transport_closed(Handler& handler);
+
+    // ---- Sending. Each returns Error::none or why nothing was queued.
+    Error send_text(std::string_view text);
+    Error send_binary(std::span<const std::uint8_t> data);
+    Error send(Opcode opcode, std::span<const std::uint8_t> payload);
+    // Like send(), but a server references `payload` instead of copying it: `keep_alive` owns the
+    // bytes, or (when empty) the caller keeps them alive until they are consumed from the output.
+    // A client must mask, so it copies anyway.
+    Error send_reference(Opcode opcode, std::span<const std::uint8_t> payload,
+                         SharedBuffer keep_alive = {});
+    // Queues a frame made by encode_shared_frame() (server role only).
+    Error send_shared(const SharedBuffer& frame);
+    // One frame of a fragmented message: opcode text/binary starts it, continuation goes on;
+    // fin = true ends it. Control frames may be sent between fragments.
+    Error send_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin);
+    Error ping(std::span<const std::uint8_t> payload = {});
+    Error pong(std::span<const std::uint8_t> payload = {});
+    // Starts the close handshake. code 0 sends a close frame with no payload.
+    Error close(std::uint16_t code = close_code::kNormal, std::string_view reason = {});
+
+    // ---- Output for the I/O layer.
+    std::size_t pending_output(std::span<IoSlice> out) const noexcept { return out_.gather(out); }
+    void consume_output(std::size_t n) noexcept { out_.consume(n); }
+    std::size_t buffered_amount() const noexcept { return out_.size(); }
+    bool wants_write() const noexcept { return !out_.empty(); }
+
+    // ---- State for the I/O layer.
+    State state() const noexcept { return state_; }
+    Role role() const noexcept { return role_; }
+    bool wants_read() const noexcept { return rx_ != RxState::closed; }
+    // Once state() is closed and the output is flushed: true when this side should close the
+    // transport now. RFC 6455 §7.1.1: the server closes TCP first; after a clean close a client
+    // waits for the server's FIN (with a timeout) instead. A failed connection closes at once.
+    bool close_transport_now() const noexcept {
+        return state_ == State::closed && (role_ == Role::server || failed_);
+    }
+    const ConnectionOptions& options() const noexcept { return options_; }
+
+  private:
+    enum class RxState : std::uint8_t { header, payload, closed };
+
+    struct Event {
+        enum class Kind : std::uint8_t { need_more, progress, message, chunk, ping, pong, close };
+        Kind kind = Kind::need_more;
+        Opcode opcode = Opcode::binary;
+        bool first = false;
+        bool last = false;
+        std::span<const std::uint8_t> payload;
+        CloseInfo close;
+    };
+
+    // The whole-frame fast path: a complete, unfragmented text/binary frame with a 7- or 16-bit
+    // length at in[pos]. On success sets opcode/payload (unmasked in place) and advances pos.
+    bool take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos, Opcode& opcode,
+                          std::span<const std::uint8_t>& payload) noexcept;
+    // Everything else: split headers and payloads, fragments, control frames, errors.
+    Event step(std::span<std::uint8_t> in, std::size_t& pos, bool streaming);
+    Event begin_frame(const FrameHeader& h);
+    Event take_payload(std::span<std::uint8_t> in, std::size_t& pos, bool streaming);
+    Event control_frame(std::span<const std::uint8_t> payload);
+    Event fail(Error e);
+    Event abnormal_close();
+
+    template <typename Handler>
+    void dispatch(const Event& ev, Handler& handler);
+
+    Error check_can_send(Opcode opcode, std::size_t payload_size) const noexcept;
+    void write_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin, bool rsv1);
+    void write_message(Opcode opcode, std::span<const std::uint8_t> payload);
+    void write_close_frame(std::uint16_t code, std::string_view reason);
+
+    ConnectionOptions options_;
+    std::uint64_t fast_path_limit_;  // min(max_frame_size, max_message_size)
+    Role role_;
+    State state_ = State::open;
+    RxState rx_ = RxState::header;
+    bool failed_ = false;
+    bool close_reported_ = false;
+
+    // Frame being received (rx_ == payload).
+    FrameHeader frame_{};
+    std::uint64_t frame_received_ = 0;  // payload bytes of frame_ seen so far (mask offset)
+    std::uint8_t header_have_ = 0;      // bytes of a split header held in header_buf_
+    std::uint8_t control_have_ = 0;     // bytes of a split control payload in control_buf_
+
+    // Message being received (a fragmented one, or one whose frame arrived split).
+    bool message_open_ = false;
+    bool message_first_chunk_ = false;  // streaming: next chunk is the message's first
+    Opcode message_opcode_ = Opcode::binary;
+    std::uint64_t message_size_ = 0;
+    Utf8Validator utf8_;
+    std::vector<std::uint8_t> message_buf_;
+
+    // Send side.
+    bool send_message_open_ = false;
+    Opcode send_message_opcode_ = Opcode::binary;
+    OutputQueue out_;
+    MaskKeySource mask_keys_;  // client role only
+
+    std::uint8_t header_buf_[kMaxFrameHeaderSize];
+    std::uint8_t control_buf_[kMaxControlPayload];
+};
+
+// ---- Inline hot path.
+
+inline bool Connection::take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos,
+                                         Opcode& opcode,
+                                         std::span<const std::uint8_t>& payload) noexcept {
+    std::uint8_t* p = in.data() + pos;
+    const std::size_t avail = in.size() - pos;
+    if (avail < 2) return false;
+    const std::uint8_t b0 = p[0];
+    const std::uint8_t b1 = p[1];
+    // FIN set, RSV clear, opcode text (1) or binary (2); masked exactly when we are the server.
+    const unsigned op = b0 & 0x0F;
+    if ((b0 & 0xF0) != 0x80 || op - 1 > 1) return false;
+    const bool masked = (b1 & 0x80) != 0;
+    if (masked != (role_ == Role::server)) return false;
+    std::size_t length = b1 & 0x7F;
+    std::size_t header = 2;
+    if (length == 126) {
+        if (avail < 4) return false;
+        length = (std::size_t{p[2]} << 8) | p[3];
+        header = 4;
+    } else if (length == 127) {
+        return false;  // 64-bit lengths are big frames: per-frame cost does not matter there
+    }
+    const std::size_t key_size = masked ? 4 : 0;
+    if (avail < header + key_size + length || length > fast_path_limit_) return false;
+    std::uint8_t* data = p + header + key_size;
+    if (masked) {
+        MaskKey key;
+        for (std::size_t i = 0; i < 4; ++i)
+            key[i] = p[header + i];
+        apply_mask({data, length}, key);
+    }
+    opcode = static_cast<Opcode>(op);
+    payload = {data, length};
+    pos += header + key_size + length;
+    return true;
+}
+
+template <typename Handler>
+ReceiveResult Connection::receive(std::span<std::uint8_t> in, Handler& handler) {
+    constexpr bool streaming = detail::StreamingHandler<Handler>;
+    static_assert(streaming || detail::MessageHandler<Handler>,
+                  "a Connection handler needs on_message(Opcode, span) or on_data(DataChunk)");
+    std::size_t pos = 0;
+    Error error = Error::none;
+    while (rx_ != RxState::closed) {
+        if constexpr (!streaming) {
+            // Nothing half-received: try the zero-copy path for a whole unfragmented frame.
+            if (rx_ == RxState::header && header_have_ == 0 && !message_open_) {
+                Opcode opcode;
+                std::span<const std::uint8_t> payload;
+                if (take_whole_frame(in, pos, opcode, payload)) {
+                    if (opcode == Opcode::text && !is_valid_utf8(payload)) {
+                        const Event ev = fail(Error::invalid_utf8);
+                        error = ev.close.error;
+                        dispatch(ev, handler);
+                        break;
+                    }
+                    handler.on_message(opcode, payload);
+                    continue;
+                }
+            }
+        }
+        const Event ev = step(in, pos, streaming);
+        if (ev.kind == Event::Kind::need_more) break;
+        if (ev.kind == Event::Kind::close) error = ev.close.error;
+        dispatch(ev, handler);
+    }
+    // After a close frame the rest of the input is ignored (§5.5.1: no data after close).
+    if (rx_ == RxState::closed) pos = in.size();
+    return {pos, error};
+}
+
+template <typename Handler>
+void Connection::transport_closed(Handler& handler) {
+    if (close_reported_) return;
+    dispatch(abnormal_close(), handler);
+}
+
+template <typename Handler>
+void Connection::dispatch(const Event& ev, Handler& handler) {
+    switch (ev.kind) {
+        case Event::Kind::need_more:
+        case Event::Kind::progress:
+            return;
+        case Event::Kind::message:
+            if constexpr (detail::MessageHandler<Handler>)
+                handler.on_message(ev.opcode, ev.payload);
+            return;
+        case Event::Kind::chunk:
+            if constexpr (detail::StreamingHandler<Handler>) {
+                handler.on_data(DataChunk{ev.opcode, ev.payload, ev.first, ev.last});
+            }
+            return;
+        case Event::Kind::ping:
+            if constexpr (requires { handler.on_ping(ev.payload); }) handler.on_ping(ev.payload);
+            return;
+        case Event::Kind::pong:
+            if constexpr (requires { handler.on_pong(ev.payload); }) handler.on_pong(ev.payload);
+            return;
+        case Event::Kind::close:
+            if constexpr (requires { handler.on_close(ev.close); }) handler.on_close(ev.close);
+            return;
+    }
+}
+
+}  // namespace wsx::proto
