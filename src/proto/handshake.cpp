@@ -195,6 +195,22 @@ std::string_view read_token(std::string_view s, std::size_t& i) noexcept {
     return s.substr(start, i - start);
 }
 
+bool next_is(std::string_view s, std::size_t i, char c) noexcept {
+    return i < s.size() && s[i] == c;
+}
+
+// §9.1: a param value is a token, or a quoted-string that is a token once unquoted.
+std::optional<std::string> read_param_value(std::string_view s, std::size_t& i) {
+    if (next_is(s, i, '"')) {
+        std::optional<std::string> unquoted = read_quoted(s, i);
+        if (unquoted && is_token(*unquoted)) return unquoted;
+        return std::nullopt;
+    }
+    const std::string_view token = read_token(s, i);
+    if (token.empty()) return std::nullopt;
+    return std::string(token);
+}
+
 void skip_ows(std::string_view s, std::size_t& i) noexcept {
     while (i < s.size() && is_ows(s[i]))
         ++i;
@@ -318,7 +334,7 @@ bool has_token(std::span<const HttpHeader> headers, std::string_view name,
 
 bool parse_extension_list(std::string_view value, std::vector<ExtensionOffer>& out) {
     // RFC 6455 §9.1: extension *( ";" extension-param ), extension-param = token [ "=" ( token /
-    // quoted-string ) ], a quoted value being a token once unquoted; OWS around separators.
+    // quoted-string ) ]; OWS around separators.
     std::size_t i = 0;
     for (;;) {
         skip_ows(value, i);
@@ -331,23 +347,18 @@ bool parse_extension_list(std::string_view value, std::vector<ExtensionOffer>& o
         offer.name = read_token(value, i);
         if (offer.name.empty()) return false;
         skip_ows(value, i);
-        while (i < value.size() && value[i] == ';') {
+        while (next_is(value, i, ';')) {
             ++i;
             skip_ows(value, i);
             ExtensionParam param;
             param.name = read_token(value, i);
             if (param.name.empty()) return false;
             skip_ows(value, i);
-            if (i < value.size() && value[i] == '=') {
+            if (next_is(value, i, '=')) {
                 ++i;
                 skip_ows(value, i);
-                if (i < value.size() && value[i] == '"') {
-                    param.value = read_quoted(value, i);
-                    if (!param.value || !is_token(*param.value)) return false;
-                } else {
-                    param.value = std::string(read_token(value, i));
-                    if (param.value->empty()) return false;
-                }
+                param.value = read_param_value(value, i);
+                if (!param.value) return false;
                 skip_ows(value, i);
             }
             offer.params.push_back(std::move(param));
