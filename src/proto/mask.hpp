@@ -36,7 +36,7 @@ bool mask_impl_available(MaskImpl impl) noexcept;
 // does not contain `impl` at all (NEON on x86, the x86 variants elsewhere).
 MaskFn mask_impl_function(MaskImpl impl) noexcept;
 CopyMaskFn mask_impl_copy_function(MaskImpl impl) noexcept;
-// The implementation apply_mask and copy_masked use on this CPU for buffers of 16 bytes or more
+// The implementation apply_mask and copy_masked use on this CPU for buffers of 32 bytes or more
 // (shorter ones run the scalar code inline): AVX2, else SSE2 on x86-64; NEON on AArch64; else
 // scalar. AVX-512 is never chosen by default: on the machine it was measured on (Zen 4) it was no
 // faster than AVX2 from 1 KiB up, so it stays callable for tests and benchmarks only.
