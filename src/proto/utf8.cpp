@@ -2,8 +2,8 @@
 //
 // Two layers. A DFA decides every byte exactly and is the only thing that reports an error, so the
 // fail-fast point and error offset never depend on the CPU. In front of it, a per-ISA kernel skips
-// a prefix it can prove valid and complete: plain ASCII (word, SSE2, NEON) or any UTF-8 (AVX2,
-// with nibble lookup tables). A kernel only ever stops early; the DFA then resumes at a code point
+// a prefix it can prove valid and complete: plain ASCII (8-byte words, SSE2) or any UTF-8 (AVX2,
+// NEON: nibble lookup tables). A kernel only ever stops early; the DFA then resumes at a code point
 // boundary the kernel returns, and finds the exact offending byte within the next few bytes.
 #include "proto/utf8.hpp"
 
@@ -89,19 +89,28 @@ constexpr std::array<std::uint64_t, 256> kTransitions = [] {
     return rows;
 }();
 
+constexpr std::uint64_t kHighBits = 0x8080808080808080;
+
 // Runs the DFA over data[pos, end). Returns end, or, when `state` ends as kReject, the index of the
 // byte that made the stream invalid.
 std::size_t run_dfa(const std::uint8_t* data, std::size_t pos, std::size_t end,
                     std::uint32_t& state) noexcept {
     std::uint64_t s = state;
-    // Eight bytes without a per-byte exit: kReject is absorbing, so one check after them tells
-    // whether to redo them byte by byte below to find the offender.
     while (end - pos >= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, data + pos, 8);
+        if (s == kAccept && (word & kHighBits) == 0) {  // ASCII words between code points
+            pos += 8;
+            continue;
+        }
+        // Eight bytes without a per-byte exit: kReject is absorbing, so one check after them
+        // tells whether to redo them byte by byte below to find the offender.
         std::uint64_t t = s;
+#pragma GCC unroll 8
         for (std::size_t k = 0; k < 8; ++k)
             t = kTransitions[data[pos + k]] >> (t & 63);
         if ((t & 63) == kReject) break;
-        s = t;
+        s = t & 63;
         pos += 8;
     }
     for (; pos < end; ++pos) {
@@ -117,14 +126,10 @@ std::size_t run_dfa(const std::uint8_t* data, std::size_t pos, std::size_t end,
 // data starts on a boundary. Returning less than the longest such prefix is always allowed.
 using PrefixFn = std::size_t (*)(const std::uint8_t* data, std::size_t size) noexcept;
 
-struct Kernel {
-    PrefixFn valid_prefix;
-    // Bytes the DFA takes before the kernel gets another try: kernels that stop at the first
-    // non-ASCII byte want it short, the AVX2 one stops only at an error or the tail.
-    std::size_t dfa_chunk;
-};
-
-constexpr std::uint64_t kHighBits = 0x8080808080808080;
+// Bytes the DFA takes before the kernel gets another try. The lookup kernels stop only at an
+// error or a short tail, so this covers the block where they stopped (64 bytes plus a sequence
+// started just before it) in one pass; the ASCII ones get another try after each non-ASCII run.
+constexpr std::size_t kDfaChunk = 64 + 3;
 
 std::size_t first_high_byte(std::uint64_t high_bits) noexcept {
     if constexpr (std::endian::native == std::endian::little) {
@@ -266,6 +271,10 @@ WSX_TARGET_AVX2 inline __m256i broadcast_table(const std::array<std::uint8_t, 16
     return _mm256_broadcastsi128_si256(v);
 }
 
+inline const int* as_ints(const std::uint8_t* p) noexcept {
+    return static_cast<const int*>(static_cast<const void*>(p));
+}
+
 struct Avx2Tables {
     __m256i prev_high;
     __m256i prev_low;
@@ -298,6 +307,43 @@ WSX_TARGET_AVX2 inline __m256i block_errors(__m256i in, __m256i prev,
     return _mm256_xor_si256(flags, expected);
 }
 
+// The tail of valid_prefix_avx2, data[i, size) with size - i < 64, kept out of line so that
+// its registers do not push the main loop's tables onto the stack.
+WSX_TARGET_AVX2 __attribute__((noinline)) std::size_t valid_prefix_avx2_tail(
+    const std::uint8_t* data, std::size_t i, std::size_t size, __m256i prev,
+    __m256i prev_incomplete, const Avx2Tables& tables) noexcept {
+    // The tail gets the same check, read whole dwords at a time with masked loads, which never
+    // touch memory past the end. Errors in the zeroed lanes after it (from a sequence the end
+    // cuts) are ignored; the DFA takes the last 0..3 bytes and any sequence left open.
+    const std::size_t words = (size - i) / 4;
+    if (words != 0) {
+        const auto count = _mm256_set1_epi32(static_cast<int>(words));
+        const __m256i a = _mm256_maskload_epi32(
+            as_ints(data + i),
+            _mm256_cmpgt_epi32(count, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+        const __m256i b =
+            words > 8
+                ? _mm256_maskload_epi32(
+                      as_ints(data + i + 32),
+                      _mm256_cmpgt_epi32(count, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)))
+                : _mm256_setzero_si256();
+        const std::size_t end = i + words * 4;
+        if (_mm256_movemask_epi8(_mm256_or_si256(a, b)) == 0 &&
+            _mm256_testz_si256(prev_incomplete, prev_incomplete)) {
+            return end;
+        }
+        const __m256i zero = _mm256_setzero_si256();
+        const auto clean_a = static_cast<std::uint32_t>(
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(block_errors(a, prev, tables), zero)));
+        const auto clean_b = static_cast<std::uint32_t>(
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(block_errors(b, a, tables), zero)));
+        const std::uint64_t clean = std::uint64_t{clean_b} << 32 | clean_a;
+        const std::uint64_t real = (std::uint64_t{1} << (words * 4)) - 1;
+        if ((~clean & real) == 0) return last_boundary(data, end);
+    }
+    return last_boundary(data, i);
+}
+
 WSX_TARGET_AVX2 std::size_t valid_prefix_avx2(const std::uint8_t* data, std::size_t size) noexcept {
     const Avx2Tables tables{broadcast_table(kPrevHighNibble), broadcast_table(kPrevLowNibble),
                             broadcast_table(kThisHighNibble)};
@@ -320,11 +366,7 @@ WSX_TARGET_AVX2 std::size_t valid_prefix_avx2(const std::uint8_t* data, std::siz
         }
         prev = b;
     }
-    if (i + 64 > size && i + 32 <= size) {
-        const __m256i a = load256(data + i);
-        const __m256i errors = block_errors(a, prev, tables);
-        if (_mm256_testz_si256(errors, errors)) i += 32;
-    }
+    if (i + 64 > size) return valid_prefix_avx2_tail(data, i, size, prev, prev_incomplete, tables);
     return last_boundary(data, i);
 }
 
@@ -393,20 +435,20 @@ std::size_t valid_prefix_neon(const std::uint8_t* data, std::size_t size) noexce
 
 #endif  // WSX_UTF8_NEON
 
-constexpr Kernel kernel_for(Utf8Impl impl) noexcept {
+constexpr PrefixFn kernel_for(Utf8Impl impl) noexcept {
     switch (impl) {
 #if defined(WSX_UTF8_X86)
         case Utf8Impl::sse2:
-            return {ascii_prefix_sse2, 16};
+            return ascii_prefix_sse2;
         case Utf8Impl::avx2:
-            return {valid_prefix_avx2, 64};
+            return valid_prefix_avx2;
 #endif
 #if defined(WSX_UTF8_NEON)
         case Utf8Impl::neon:
-            return {valid_prefix_neon, 64};
+            return valid_prefix_neon;
 #endif
         default:
-            return {ascii_prefix_scalar, 16};
+            return ascii_prefix_scalar;
     }
 }
 
@@ -467,15 +509,15 @@ struct FeedResult {
     std::size_t stop;  // the offending byte when state is kReject
 };
 
-FeedResult validate(const Kernel& kernel, const std::uint8_t* data, std::size_t size,
+FeedResult validate(PrefixFn valid_prefix, const std::uint8_t* data, std::size_t size,
                     std::uint32_t state) noexcept {
     std::size_t pos = 0;
     while (pos < size) {
         if (state == kAccept) {
-            pos += kernel.valid_prefix(data + pos, size - pos);
+            pos += valid_prefix(data + pos, size - pos);
             if (pos == size) break;
         }
-        const std::size_t end = size - pos > kernel.dfa_chunk ? pos + kernel.dfa_chunk : size;
+        const std::size_t end = size - pos > kDfaChunk ? pos + kDfaChunk : size;
         pos = run_dfa(data, pos, end, state);
         if (state == kReject) break;
     }
