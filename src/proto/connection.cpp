@@ -255,6 +255,10 @@ Connection::Event Connection::abnormal_close() {
 Error Connection::check_can_send(Opcode opcode, std::size_t payload_size) const noexcept {
     if (state_ != State::open) return Error::not_open;
     if (is_control(opcode)) {
+        // §5.2: 0xB-0xF are reserved control opcodes; a peer must fail on them.
+        if (opcode != Opcode::ping && opcode != Opcode::pong && opcode != Opcode::close) {
+            return Error::reserved_opcode;
+        }
         return payload_size > kMaxControlPayload ? Error::send_control_too_long : Error::none;
     }
     if (opcode == Opcode::continuation) {

@@ -56,7 +56,7 @@ void OutputQueue::consume(std::size_t n) noexcept {
         if (n < s.size) {
             s.offset += n;
             s.size -= n;
-            return;
+            break;
         }
         n -= s.size;
         s.size = 0;
@@ -82,7 +82,9 @@ void OutputQueue::compact() noexcept {
                         segments_.begin() + static_cast<std::ptrdiff_t>(first_segment_));
         first_segment_ = 0;
     }
-    // Likewise for owned bytes already written: slide the live ones to the front.
+    // Likewise for owned bytes already written: slide the live ones to the front. (Below the
+    // retained size there is nothing worth moving, and no scan of the segments.)
+    if (owned_.size() < kRetainedCapacity) return;
     std::size_t first_owned = owned_.size();
     for (std::size_t i = first_segment_; i < segments_.size(); ++i) {
         if (!segments_[i].external) {
