@@ -36,7 +36,7 @@ std::size_t write_close_payload(std::span<std::uint8_t, 125> out, std::uint16_t 
         while (n > 0 && (static_cast<std::uint8_t>(reason[n]) & 0xC0) == 0x80)
             --n;
     }
-    std::memcpy(out.data() + 2, reason.data(), n);
+    if (n > 0) std::memcpy(out.data() + 2, reason.data(), n);
     return 2 + n;
 }
 

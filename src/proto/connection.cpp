@@ -7,6 +7,8 @@ namespace wsx::proto {
 
 namespace {
 
+constexpr std::size_t kRetainedMessageCapacity = 64 * 1024;
+
 constexpr bool is_data_opcode(Opcode op) noexcept {
     return op == Opcode::text || op == Opcode::binary;
 }
@@ -100,6 +102,11 @@ Connection::Event Connection::begin_frame(const FrameHeader& h) {
             message_opcode_ = h.opcode;
             message_size_ = 0;
             message_buf_.clear();
+            // A connection that once reassembled a big message should not keep that memory for
+            // the rest of its life: start small again (growth is geometric, so this is cheap).
+            if (message_buf_.capacity() > kRetainedMessageCapacity) {
+                std::vector<std::uint8_t>().swap(message_buf_);
+            }
             utf8_.reset();
         }
         if (h.payload_length > options_.max_message_size - message_size_) {

@@ -59,7 +59,9 @@ struct HeaderParseResult {
 // opcodes, control frames that are fragmented or longer than 125 bytes, and a 64-bit length with
 // its top bit set. Role rules (masking) and RSV bits belong to the connection, which knows the
 // role and the extensions in force. Non-minimal length encodings are accepted (RFC 6455 allows
-// receivers to).
+// receivers to); the 125-byte control limit applies to the decoded length. A reserved opcode or a
+// fragmented control frame is reported as soon as the first byte is in, before the length is
+// complete. `out` is written only when the status is ok.
 HeaderParseResult parse_frame_header(std::span<const std::uint8_t> in, FrameHeader& out) noexcept;
 
 // How many bytes a header with this length and masking takes (2, 4, 10; +4 when masked).
@@ -69,7 +71,8 @@ constexpr std::size_t frame_header_size(std::uint64_t payload_length, bool maske
 }
 
 // Writes `h` (using h.payload_length, h.masked, h.mask_key; ignoring h.header_length) with the
-// smallest length encoding. Returns the number of bytes written.
+// smallest length encoding. Returns the number of bytes written, frame_header_size(length, masked).
+// The caller keeps payload_length below 2^63 (§5.2); control-frame rules are not checked here.
 std::size_t write_frame_header(std::span<std::uint8_t, kMaxFrameHeaderSize> out,
                                const FrameHeader& h) noexcept;
 

@@ -19,10 +19,23 @@ enum class Utf8Status : std::uint8_t {
     invalid,   // a byte that can never be valid UTF-8 here was seen
 };
 
+// The kernels behind feed(): each skips ahead over input it can prove valid and leaves the rest to
+// one exact DFA, so every one gives the same verdict and error offset. Exposed so tests and
+// benchmarks can run each directly.
+enum class Utf8Impl : std::uint8_t { scalar, sse2, avx2, neon };
+
+// True when this build and this CPU can run `impl`.
+bool utf8_impl_available(Utf8Impl impl) noexcept;
+// The implementation feed() uses on this CPU (the fastest available).
+Utf8Impl utf8_impl_selected() noexcept;
+const char* utf8_impl_name(Utf8Impl impl) noexcept;
+
 class Utf8Validator {
   public:
     // Validates the next bytes of the stream. Once invalid, stays invalid until reset().
     Utf8Status feed(std::span<const std::uint8_t> bytes) noexcept;
+    // The same with a chosen kernel; only call it when utf8_impl_available(impl).
+    Utf8Status feed(std::span<const std::uint8_t> bytes, Utf8Impl impl) noexcept;
 
     // The status after everything fed so far (complete for an empty stream).
     Utf8Status status() const noexcept;
@@ -36,7 +49,7 @@ class Utf8Validator {
   private:
     std::uint64_t consumed_ = 0;      // bytes fed since reset
     std::uint64_t error_offset_ = 0;  // valid when state_ is the reject state
-    std::uint32_t state_ = 0;         // DFA state; 0 = on a code point boundary
+    std::uint32_t state_ = 0;         // DFA state (a bit offset, see utf8.cpp); 0 = on a boundary
 };
 
 // Whole-buffer check: true when `bytes` is complete, valid UTF-8.
