@@ -152,7 +152,7 @@ TEST_CASE("§2 ten pings back to back are each answered, in order") {
     for (Role role : kBothRoles) {
         Scenario s(role);
         for (int i = 0; i < 10; ++i) {
-            const Bytes payload = bytes_of("ping " + std::to_string(i));
+            const Bytes payload = bytes_of(cat({"ping ", std::to_string(i)}));
             s.frame(op::kPing, payload);
             s.expect_ping(payload);
         }
