@@ -354,10 +354,8 @@ TEST_CASE("misuse of the send API is refused with a precise error and queues not
     }
 }
 
-// Skipped until connection.cpp's check_can_send() rejects opcodes 11-15 (see the report): today
-// is_control() lets them through and send_frame() puts them on the wire, where the peer must fail
-// the connection (RFC 6455 §5.2).
-TEST_CASE("send_frame refuses the reserved control opcodes 11-15" * doctest::skip()) {
+// RFC 6455 §5.2: a peer must fail the connection on a reserved opcode, so never send one.
+TEST_CASE("send_frame refuses the reserved control opcodes 11-15") {
     for (Role role : kBothRoles) {
         Connection conn(role);
         for (std::uint8_t opcode = 11; opcode <= 15; ++opcode) {
@@ -604,11 +602,8 @@ TEST_CASE("random sends interleaved with random partial writes give the exact by
     }
 }
 
-// Skipped until OutputQueue::consume() compacts after a partial write too (see the report): today
-// it returns before compact() whenever a write ends inside a segment, so a queue that never
-// drains keeps every byte and segment ever queued.
-TEST_CASE("a queue that never drains keeps only what is pending, under partial writes" *
-          doctest::skip()) {
+// A queue that never drains (a slow reader) must not keep every byte and segment ever queued.
+TEST_CASE("a queue that never drains keeps only what is pending, under partial writes") {
     // Steady streaming to a slow reader: every write takes all but the last few hundred bytes,
     // so the queue never empties and no write ends on a frame boundary. The memory held must
     // follow what is pending (a few KiB), not everything ever sent (20 MB here).
