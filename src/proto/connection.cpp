@@ -239,6 +239,7 @@ Connection::Event Connection::fail(Error e) {
 }
 
 Connection::Event Connection::abnormal_close() {
+    out_.clear();  // the transport is gone: nothing queued can be written any more
     state_ = State::closed;
     rx_ = RxState::closed;
     failed_ = true;
@@ -310,9 +311,16 @@ void Connection::write_close_frame(std::uint16_t code, std::string_view reason) 
 }
 
 Error Connection::send(Opcode opcode, std::span<const std::uint8_t> payload) {
-    if (is_control(opcode) || opcode == Opcode::continuation) {
-        return opcode == Opcode::continuation ? Error::send_no_message_open
-                                              : Error::reserved_opcode;
+    if (state_ != State::open) return Error::not_open;
+    switch (opcode) {
+        case Opcode::ping:
+        case Opcode::pong:
+        case Opcode::close:
+            return Error::send_not_a_message;  // control frames: ping(), pong(), close()
+        case Opcode::continuation:
+            return Error::send_no_message_open;  // fragments go through send_frame()
+        default:
+            break;
     }
     if (const Error e = check_can_send(opcode, payload.size()); e != Error::none) return e;
     if (opcode == Opcode::text && options_.validate_outgoing_utf8 && !is_valid_utf8(payload)) {

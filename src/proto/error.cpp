@@ -84,6 +84,8 @@ std::string_view describe(Error e) noexcept {
             return "a fragmented message is still open";
         case Error::send_invalid_utf8:
             return "text to send is not valid UTF-8";
+        case Error::send_not_a_message:
+            return "control frames are sent with ping(), pong() and close()";
         case Error::shared_frame_client:
             return "a client cannot send pre-encoded frames";
     }

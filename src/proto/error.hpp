@@ -66,6 +66,7 @@ enum class Error : std::uint8_t {
     send_no_message_open,     // continuation with no fragmented send started
     send_message_open,        // new message while a fragmented send is still open
     send_invalid_utf8,        // text message or close reason that is not UTF-8
+    send_not_a_message,       // send() of a control opcode: use ping(), pong() or close()
     shared_frame_client,      // a client must mask each frame, so it cannot send shared frames
 };
 
