@@ -267,9 +267,13 @@ class Observer {
             case Echo::copy:
                 e = conn_.send(opcode, payload);
                 break;
-            case Echo::reference:
-                e = conn_.send_reference(opcode, payload, SharedBuffer::copy_of(payload));
+            case Echo::reference: {
+                // The payload dies with the read buffer: the reference must point into a buffer
+                // that `keep_alive` owns.
+                const SharedBuffer owned = SharedBuffer::copy_of(payload);
+                e = conn_.send_reference(opcode, owned.bytes(), owned);
                 break;
+            }
             case Echo::shared:
                 if (server) {
                     e = conn_.send_shared(proto::encode_shared_frame(opcode, payload));

@@ -35,8 +35,8 @@ bool is_defined_opcode(Opcode op) noexcept {
 
 bool same_fields(const FrameHeader& a, const FrameHeader& b) noexcept {
     return a.fin == b.fin && a.rsv1 == b.rsv1 && a.rsv2 == b.rsv2 && a.rsv3 == b.rsv3 &&
-           a.opcode == b.opcode && a.masked == b.masked && a.mask_key == b.mask_key &&
-           a.payload_length == b.payload_length;
+           a.opcode == b.opcode && a.masked == b.masked &&
+           (!a.masked || a.mask_key == b.mask_key) && a.payload_length == b.payload_length;
 }
 
 // Writes `h`, parses it back and expects the same fields in the minimal encoding.
