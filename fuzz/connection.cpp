@@ -1,10 +1,12 @@
 // proto::Connection after the handshake (RFC 6455 §5-§7), server and client role. The input picks
 // the options (small limits, so 1009 is reachable), the handler kind (whole messages or
 // streaming), what the handler does (echo by copy, by reference or as a shared frame; close the
-// connection after a few events), how the wire bytes are cut into reads and how much of the
-// output the "socket" takes each time. Then it checks what the application sees and what goes
+// connection after a few events; answer pongs with 20 KiB frames; try a forbidden send call at
+// every event), how the wire bytes are cut into reads and how much of the output the "socket"
+// takes each time. Then it checks what the application sees and what goes
 // out on the wire:
 //   - consumed == read size while the connection is open, and never more;
+//   - forbidden send calls are refused and queue nothing;
 //   - on_close exactly once, and no event after it; text messages are valid UTF-8; sizes are
 //     within the limits; the close info matches the rule that failed (1002/1007/1009);
 //   - the output decodes into frames of the right role (server: unmasked, client: masked), with
@@ -49,6 +51,8 @@ struct Config {
     ConnectionOptions options;
     Echo echo = Echo::none;
     unsigned close_after = 0;  // the handler calls close() after this many events (0: never)
+    bool burst = false;        // the handler answers each pong with a large frame
+    unsigned misuse = 0;       // which refused send-API call the handler tries at each event
     std::uint16_t split_seed = 0;
     std::uint16_t drain_seed = 0;
 };
@@ -66,6 +70,9 @@ Config config_from(InputReader& in) {
     c.close_after = (b >> 4) & 7;
     // As if an extension had claimed RSV1 (RFC 7692): such frames pass through untouched.
     c.options.extension_rsv_bits = (b & 0x80) != 0 ? 0x4 : 0;
+    const std::uint8_t d = in.byte();
+    c.burst = (d & 1) != 0;
+    c.misuse = (d >> 1) & 7;
     c.split_seed = in.u16();
     c.drain_seed = static_cast<std::uint16_t>(c.split_seed ^ 0x5A5A);
     return c;
@@ -180,6 +187,7 @@ class Observer {
     void pong(std::span<const std::uint8_t> payload) {
         begin_event();
         WSX_FUZZ_CHECK(payload.size() <= proto::kMaxControlPayload);
+        if (config_.burst) send_burst();
         end_event();
     }
 
@@ -240,6 +248,7 @@ class Observer {
 
     // The handler starts the close handshake after `close_after` events (§7.1.2).
     void end_event() {
+        try_misuse();
         if (config_.close_after == 0 || events_ != config_.close_after) return;
         const bool open = conn_.state() == State::open;
         const std::uint16_t code = config_.close_after % 2 == 1 ? 1000 : 0;
@@ -251,6 +260,66 @@ class Observer {
             expected_.push_back({false, Opcode::close, true, false, close_payload(code, reason)});
             we_closed_ = true;
         }
+    }
+
+    // A frame large enough that, with short writes, the output queue grows past the point where
+    // it compacts its storage.
+    void send_burst() {
+        Bytes payload(kBurstSize);
+        for (std::size_t i = 0; i < payload.size(); ++i)
+            payload[i] = static_cast<std::uint8_t>(i * 7 + bursts_);
+        ++bursts_;
+        const bool open = conn_.state() == State::open;
+        const std::size_t before = conn_.buffered_amount();
+        const Error e = conn_.send_frame(Opcode::binary, payload, true);
+        if (e == Error::none) {
+            WSX_FUZZ_CHECK(open);
+            expect_frame(Opcode::binary, true, payload);
+            return;
+        }
+        // Refused only when closed or inside a fragmented echo (§5.4: no interleaving).
+        WSX_FUZZ_CHECK(e == (open ? Error::send_message_open : Error::not_open));
+        WSX_FUZZ_CHECK(conn_.buffered_amount() == before);
+    }
+
+    // Calls the send API the way the rules forbid; each must be refused, queueing nothing and
+    // leaving the state as it was.
+    void try_misuse() {
+        if (config_.misuse == 0) return;
+        static constexpr std::array<std::uint8_t, 126> kBytes{};
+        const std::span<const std::uint8_t> small(kBytes.data(), 3);
+        const std::size_t before = conn_.buffered_amount();
+        const State state = conn_.state();
+        Error e = Error::none;
+        switch (config_.misuse) {
+            case 1:  // data only: control frames have their own calls
+                e = conn_.send(Opcode::ping, small);
+                break;
+            case 2:  // §5.4: a continuation needs an open fragmented message (send() has none)
+                e = conn_.send(Opcode::continuation, small);
+                break;
+            case 3:  // §5.5: control frames are never fragmented
+                e = conn_.send_frame(Opcode::ping, small, false);
+                break;
+            case 4:  // a close frame goes through close(), which tracks the handshake
+                e = conn_.send_frame(Opcode::close, small, true);
+                break;
+            case 5:  // §5.5: control payloads are at most 125 bytes
+                e = conn_.ping(kBytes);
+                break;
+            case 6:  // §7.4.1: 1005 is never sent; a reason needs a code
+                e = conn_.close(proto::close_code::kNoStatus);
+                WSX_FUZZ_CHECK(e != Error::none);
+                e = conn_.close(0, "reason");
+                break;
+            default:  // §8.1: text is UTF-8
+                e = conn_.send_text("\xC0\xAF");
+                break;
+        }
+        WSX_FUZZ_CHECK(e != Error::none);
+        if (state != State::open) WSX_FUZZ_CHECK(e == Error::not_open || config_.misuse <= 2);
+        WSX_FUZZ_CHECK(conn_.buffered_amount() == before);
+        WSX_FUZZ_CHECK(conn_.state() == state);
     }
 
     void expect_frame(Opcode opcode, bool fin, std::span<const std::uint8_t> payload) {
@@ -295,7 +364,10 @@ class Observer {
     Connection& conn_;
     const Config& config_;
     std::vector<Expected> expected_;
+    static constexpr std::size_t kBurstSize = 20 * 1024;
+
     unsigned events_ = 0;
+    unsigned bursts_ = 0;
     unsigned closes_ = 0;
     bool we_closed_ = false;
     bool in_transport_closed_ = false;

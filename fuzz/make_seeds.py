@@ -122,30 +122,35 @@ write("handshake_response", "bad-accept", b"\x00\x00\x00" + RESPONSE.replace("s3
 write("handshake_response", "no-reason", b"\x00\x00\x00" + RESPONSE.replace(
     " Switching Protocols", "").encode())
 
-# connection_server / connection_client: options (2 bytes), split seed (2), the peer's frames.
+# connection_server / connection_client: options (3 bytes), split seed (2), the peer's frames.
 # Options byte a: max frame (bits 0-2) and message (3-5) limits from {0, 1, 20, 125, 126, 1000,
 # 64 KiB, 16 MiB}, bit 6 auto-pong off, bit 7 streaming. Byte b: echo kind (0-1), auto-fragment
-# (2-3) from {0, 1, 7, 125}, close after N events (4-6), bit 7 RSV1 allowed.
+# (2-3) from {0, 1, 7, 125}, close after N events (4-6), bit 7 RSV1 allowed. Byte d: bit 0 a
+# 20 KiB frame per pong, bits 1-3 a forbidden send call per event.
 BIG = 0x3F  # 16 MiB limits, auto-pong, whole messages
 for role, mask in (("server", ZERO), ("client", None)):
     key = KEY if role == "server" else None
     h = "connection_" + role
-    write(h, "echo-hello", bytes([BIG, 0x01, 0, 0]) + frame(1, b"Hello", mask=key) + frame(8, struct.pack(">H", 1000), mask=mask))
-    write(h, "fragments-ping-between", bytes([BIG, 0x01, 0, 3]) + frame(1, "Hel€".encode()[:4], fin=False, mask=mask)
+    write(h, "echo-hello", bytes([BIG, 0x01, 0, 0, 0]) + frame(1, b"Hello", mask=key) + frame(8, struct.pack(">H", 1000), mask=mask))
+    write(h, "fragments-ping-between", bytes([BIG, 0x01, 0, 0, 3]) + frame(1, "Hel€".encode()[:4], fin=False, mask=mask)
           + frame(9, b"ping!", mask=mask) + frame(0, "€lo".encode()[1:], mask=mask) + frame(8, b"", mask=mask))
-    write(h, "streaming-fragments", bytes([BIG | 0x80, 0x01, 0, 2]) + frame(2, b"a" * 130, fin=False, mask=mask)
+    write(h, "streaming-fragments", bytes([BIG | 0x80, 0x01, 0, 0, 2]) + frame(2, b"a" * 130, fin=False, mask=mask)
           + frame(0, b"b" * 10, fin=False, mask=mask) + frame(0, b"", mask=mask) + frame(10, b"pong", mask=mask))
-    write(h, "too-big-1009", bytes([2 | 2 << 3, 0x02, 0, 0]) + frame(2, b"x" * 30, mask=mask))
-    write(h, "message-too-big-1009", bytes([5 | 2 << 3, 0x00, 0, 1]) + frame(1, b"y" * 15, fin=False, mask=mask)
+    write(h, "too-big-1009", bytes([2 | 2 << 3, 0x02, 0, 0, 0]) + frame(2, b"x" * 30, mask=mask))
+    write(h, "message-too-big-1009", bytes([5 | 2 << 3, 0x00, 0, 0, 1]) + frame(1, b"y" * 15, fin=False, mask=mask)
           + frame(0, b"y" * 15, mask=mask))
-    write(h, "invalid-utf8-1007", bytes([BIG | 0x80, 0x00, 0, 4]) + frame(1, b"ok\xc0\xaf", mask=mask))
-    write(h, "rsv1-allowed-shared-echo", bytes([BIG, 0x83, 0, 0]) + frame(2, b"deflated?", mask=mask, rsv=4)
+    write(h, "invalid-utf8-1007", bytes([BIG | 0x80, 0x00, 0, 0, 4]) + frame(1, b"ok\xc0\xaf", mask=mask))
+    write(h, "rsv1-allowed-shared-echo", bytes([BIG, 0x83, 0, 0, 0]) + frame(2, b"deflated?", mask=mask, rsv=4)
           + frame(1, b"plain", mask=mask))
-    write(h, "auto-fragment-echo", bytes([BIG, 0x05, 0, 5]) + frame(1, b"fragment me please", mask=mask)
+    write(h, "auto-fragment-echo", bytes([BIG, 0x05, 0, 0, 5]) + frame(1, b"fragment me please", mask=mask)
           + frame(2, b"\x00" * 300, mask=mask))
-    write(h, "close-after-two", bytes([BIG, 0x21, 0, 0]) + frame(1, b"one", mask=mask) + frame(9, b"", mask=mask)
+    write(h, "close-after-two", bytes([BIG, 0x21, 0, 0, 0]) + frame(1, b"one", mask=mask) + frame(9, b"", mask=mask)
           + frame(1, b"three", mask=mask) + frame(8, struct.pack(">H", 1001) + b"bye", mask=mask))
-    write(h, "wrong-masking", bytes([BIG, 0x01, 0, 0]) + frame(1, b"x", mask=(None if role == "server" else KEY)))
-    write(h, "bad-close-code", bytes([BIG, 0x01, 0, 0]) + frame(8, struct.pack(">H", 1005), mask=mask))
-    write(h, "data-after-close", bytes([BIG, 0x01, 0, 0]) + frame(8, b"", mask=mask) + frame(1, b"late", mask=mask))
-    write(h, "unexpected-continuation", bytes([BIG, 0x00, 0, 0]) + frame(0, b"x", mask=mask))
+    write(h, "wrong-masking", bytes([BIG, 0x01, 0, 0, 0]) + frame(1, b"x", mask=(None if role == "server" else KEY)))
+    write(h, "bad-close-code", bytes([BIG, 0x01, 0, 0, 0]) + frame(8, struct.pack(">H", 1005), mask=mask))
+    write(h, "data-after-close", bytes([BIG, 0x01, 0, 0, 0]) + frame(8, b"", mask=mask) + frame(1, b"late", mask=mask))
+    write(h, "pong-bursts-short-writes", bytes([BIG, 0x00, 0x01, 0, 2]) + frame(10, b"", mask=mask) * 6)
+    for misuse in range(1, 8):
+        write(h, "misuse-%d" % misuse, bytes([BIG, 0x21, misuse << 1, 0, 0]) + frame(9, b"p", mask=mask)
+              + frame(1, b"t", mask=mask) + frame(8, b"", mask=mask))
+    write(h, "unexpected-continuation", bytes([BIG, 0x00, 0, 0, 0]) + frame(0, b"x", mask=mask))
