@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -13,6 +14,13 @@
 
 #include "../fuzz/harnesses.hpp"
 #include "../fuzz/support.hpp"
+
+// Under -fsanitize=undefined a report must fail the replay rather than scroll past: UBSan recovers
+// by default, and meson 1.0 sets no UBSAN_OPTIONS for tests. Unused in builds without UBSan.
+extern "C" const char* __ubsan_default_options();
+extern "C" const char* __ubsan_default_options() {
+    return "halt_on_error=1:print_stacktrace=1";
+}
 
 namespace {
 
@@ -53,6 +61,8 @@ TEST_CASE("every committed fuzz input keeps its harness's invariants") {
         CHECK(!files.empty());
         for (const fs::path& file : files) {
             const std::vector<std::uint8_t> input = read_file(file);
+            // A sanitizer ends the process without doctest's context: name the input first.
+            std::fprintf(stderr, "replaying %s\n", file.string().c_str());
             wsx::fuzz::set_input_label(file.string());
             INFO(file.string());
             CHECK(harness.run(input.data(), input.size()) == 0);
