@@ -3,8 +3,7 @@
 // streaming), what the handler does (echo by copy, by reference or as a shared frame; close the
 // connection after a few events; answer pongs with 20 KiB frames; try a forbidden send call at
 // every event), how the wire bytes are cut into reads and how much of the output the "socket"
-// takes each time. Then it checks what the application sees and what goes
-// out on the wire:
+// takes each time. Then it checks what the application sees and what goes out on the wire:
 //   - consumed == read size while the connection is open, and never more;
 //   - forbidden send calls are refused and queue nothing;
 //   - on_close exactly once, and no event after it; text messages are valid UTF-8; sizes are
@@ -59,20 +58,20 @@ struct Config {
 
 Config config_from(InputReader& in) {
     Config c;
-    const std::uint8_t a = in.byte();
-    const std::uint8_t b = in.byte();
-    c.options.max_frame_size = kLimits[a & 7];
-    c.options.max_message_size = kLimits[(a >> 3) & 7];
-    c.options.auto_pong = (a & 0x40) == 0;
-    // Bit 7 of `a` picks the handler kind; see run_connection_server.
-    c.echo = static_cast<Echo>(b & 3);
-    c.options.auto_fragment_size = kFragmentSizes[(b >> 2) & 3];
-    c.close_after = (b >> 4) & 7;
+    const std::uint8_t limits = in.byte();
+    const std::uint8_t actions = in.byte();
+    const std::uint8_t extra = in.byte();
+    c.options.max_frame_size = kLimits[limits & 7];
+    c.options.max_message_size = kLimits[(limits >> 3) & 7];
+    c.options.auto_pong = (limits & 0x40) == 0;
+    // Bit 7 of the first byte picks the handler kind; see run_connection_server.
+    c.echo = static_cast<Echo>(actions & 3);
+    c.options.auto_fragment_size = kFragmentSizes[(actions >> 2) & 3];
+    c.close_after = (actions >> 4) & 7;
     // As if an extension had claimed RSV1 (RFC 7692): such frames pass through untouched.
-    c.options.extension_rsv_bits = (b & 0x80) != 0 ? 0x4 : 0;
-    const std::uint8_t d = in.byte();
-    c.burst = (d & 1) != 0;
-    c.misuse = (d >> 1) & 7;
+    c.options.extension_rsv_bits = (actions & 0x80) != 0 ? 0x4 : 0;
+    c.burst = (extra & 1) != 0;
+    c.misuse = (extra >> 1) & 7;
     c.split_seed = in.u16();
     c.drain_seed = static_cast<std::uint16_t>(c.split_seed ^ 0x5A5A);
     return c;
