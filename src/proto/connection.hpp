@@ -267,6 +267,8 @@ ReceiveResult Connection::receive(std::span<std::uint8_t> in, Handler& handler) 
     constexpr bool streaming = detail::StreamingHandler<Handler>;
     static_assert(streaming || detail::MessageHandler<Handler>,
                   "a Connection handler needs on_message(Opcode, span) or on_data(DataChunk)");
+    // An empty read has nothing to parse (and its data() may be null, which memcpy may not see).
+    if (in.empty()) return {0, Error::none};
     std::size_t pos = 0;
     Error error = Error::none;
     while (rx_ != RxState::closed) {
