@@ -53,8 +53,10 @@ for kind in binary text_ascii text_mixed; do
             'BEGIN { printf "%.1f", (b - a) / (n2 - n1) }')
         printf '%-11s %8s %14s %14s %12s\n' "$kind" "$size" "$ir1" "$ir2" "$per_frame"
         if [ "$annotate" = 1 ]; then
+            # The self cost of each function, largest first, without the binary's path.
             callgrind_annotate --inclusive=no "$work/callgrind.$kind.$size.$n2" 2>/dev/null |
-                sed -n '/^-* *$/,$p' | grep -v '^ *$' | head -n 20
+                sed -n '/file:function/,$p' | sed -e '1,2d' -e 's/ \[.*\]$//' -e '/^ *$/d' |
+                head -n 8 | sed 's/^/    /'
         fi
     done
 done
