@@ -23,7 +23,7 @@ class MaskKeySource {
     }
 
   private:
-    static constexpr std::size_t kKeys = 16;
+    static constexpr std::size_t kKeys = 64;  // 256 bytes: one RAND_bytes call per 64 frames
     void refill() noexcept;
 
     std::array<std::uint8_t, kKeys * 4> pool_{};

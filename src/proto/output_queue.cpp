@@ -72,7 +72,7 @@ void OutputQueue::compact() noexcept {
         segments_.clear();
         first_segment_ = 0;
         owned_.clear();
-        if (owned_.capacity() > kRetainedCapacity) std::vector<std::uint8_t>().swap(owned_);
+        if (owned_.capacity() > kRetainedCapacity) decltype(owned_)().swap(owned_);
         return;
     }
     // Under steady streaming the queue may never drain; drop consumed segments once they are
@@ -104,7 +104,7 @@ void OutputQueue::compact() noexcept {
 void OutputQueue::clear() noexcept {
     segments_.clear();
     std::vector<Segment>().swap(segments_);
-    std::vector<std::uint8_t>().swap(owned_);
+    decltype(owned_)().swap(owned_);
     first_segment_ = 0;
     pending_bytes_ = 0;
 }

@@ -7,7 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "proto/shared_buffer.hpp"
@@ -20,6 +23,26 @@ struct IoSlice {
     const void* data;
     std::size_t size;
 };
+
+namespace detail {
+// Leaves new elements default-initialised (indeterminate for bytes) where std::allocator would
+// zero them: append_uninitialized's caller overwrites them at once, so zeroing is a wasted pass.
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = UninitializedAllocator<U>;
+    };
+    template <class U>
+    void construct(U* p) noexcept {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+}  // namespace detail
 
 class OutputQueue {
   public:
@@ -57,7 +80,7 @@ class OutputQueue {
     Segment& open_owned_segment();
     void compact() noexcept;
 
-    std::vector<std::uint8_t> owned_;
+    std::vector<std::uint8_t, detail::UninitializedAllocator<std::uint8_t>> owned_;
     std::vector<Segment> segments_;
     std::size_t first_segment_ = 0;  // segments before this index are fully consumed
     std::size_t pending_bytes_ = 0;

@@ -545,6 +545,38 @@ Utf8Status Utf8Validator::status() const noexcept {
 }
 
 bool is_valid_utf8(std::span<const std::uint8_t> bytes) noexcept {
+    const std::size_t n = bytes.size();
+    const std::uint8_t* p = bytes.data();
+    // Up to 16 bytes of ASCII (most short text messages): two overlapping word loads decide.
+    if (n < 16) {
+        std::uint64_t bits = 0;
+        if (n >= 8) {
+            std::uint64_t a, b;
+            std::memcpy(&a, p, 8);
+            std::memcpy(&b, p + n - 8, 8);
+            bits = a | b;
+        } else if (n >= 4) {
+            std::uint32_t a, b;
+            std::memcpy(&a, p, 4);
+            std::memcpy(&b, p + n - 4, 4);
+            bits = a | b;
+        } else {
+            for (std::size_t i = 0; i < n; ++i)
+                bits |= p[i];
+        }
+        if ((bits & kHighBits) == 0) return true;
+    }
+#if defined(WSX_UTF8_X86)
+    // Up to 128 bytes of ASCII: overlapping 16-byte loads decide before any kernel is set up.
+    if (n >= 16 && n <= 128) {
+        __m128i acc =
+            _mm_loadu_si128(static_cast<const __m128i*>(static_cast<const void*>(p + n - 16)));
+        for (std::size_t i = 0; i + 16 <= n; i += 16)
+            acc = _mm_or_si128(
+                acc, _mm_loadu_si128(static_cast<const __m128i*>(static_cast<const void*>(p + i))));
+        if (_mm_movemask_epi8(acc) == 0) return true;
+    }
+#endif
     return validate(kernel_for(utf8_impl_selected()), bytes.data(), bytes.size(), kAccept).state ==
            kAccept;
 }
