@@ -79,14 +79,14 @@ SessionStart start_for(int fd, Role role, SessionHandler& handler, const Session
 TEST_CASE_TEMPLATE("a client-role and a server-role session talk and close cleanly", B,
                    WSX_NET_TEST_BACKENDS) {
     auto reactor = make_reactor(B::value);
-    SessionHost host(*reactor);
-    SessionOptions options;
-    Pair pair;
     Recorder server;
     server.echo = true;
     Recorder client;
     client.greeting = "hello";
     client.close_after = 1;
+    SessionHost host(*reactor);
+    SessionOptions options;
+    Pair pair;
 
     REQUIRE(host.adopt(start_for(pair.fds[0], Role::server, server, options)) != nullptr);
     REQUIRE(host.adopt(start_for(pair.fds[1], Role::client, client, options)) != nullptr);
@@ -107,11 +107,11 @@ TEST_CASE_TEMPLATE("a client-role and a server-role session talk and close clean
 TEST_CASE_TEMPLATE("a session writes its preamble before any frame queued in on_open", B,
                    WSX_NET_TEST_BACKENDS) {
     auto reactor = make_reactor(B::value);
+    Recorder server;  // handlers outlive the host, which reports on_close as it goes
+    server.greeting = "hi";
     SessionHost host(*reactor);
     SessionOptions options;
     Pair pair;
-    Recorder server;
-    server.greeting = "hi";
     SessionStart start = start_for(pair.fds[0], Role::server, server, options);
     start.preamble = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
     REQUIRE(host.adopt(start) != nullptr);
@@ -127,10 +127,10 @@ TEST_CASE_TEMPLATE("a session writes its preamble before any frame queued in on_
 TEST_CASE_TEMPLATE("a session takes the bytes that arrived with the handshake", B,
                    WSX_NET_TEST_BACKENDS) {
     auto reactor = make_reactor(B::value);
+    Recorder server;
     SessionHost host(*reactor);
     SessionOptions options;
     Pair pair;
-    Recorder server;
     wsx::proto::Connection framer(Role::client);
     REQUIRE(framer.send_text("first") == wsx::proto::Error::none);
     REQUIRE(framer.send_text("second") == wsx::proto::Error::none);
@@ -199,11 +199,11 @@ TEST_CASE_TEMPLATE("a client-role session talks to the server and ends after its
     REQUIRE(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
 
     auto reactor = make_reactor(B::value);
-    SessionHost host(*reactor);
-    SessionOptions options;
     Recorder client;
     client.greeting = "over tcp";
     client.close_after = 1;
+    SessionHost host(*reactor);
+    SessionOptions options;
     SessionStart start = start_for(fd, Role::client, client, options);
     start.early_bytes = bytes_of(std::string_view(in).substr(hs->consumed()));
     REQUIRE(host.adopt(start) != nullptr);
