@@ -1,5 +1,12 @@
-// The wsx command. For now: `wsx demo`, a tour of the sans-IO engine — a client and a server
-// endpoint wired together through memory, printing what crosses between them.
+// The wsx command:
+//   wsx demo   a tour of the sans-IO engine: a client and a server endpoint wired together
+//              through memory, printing what crosses between them;
+//   wsx echo   a WebSocket echo server on the net layer (the Autobahn fuzzingclient's testee).
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <span>
@@ -7,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "net/reactor.hpp"
+#include "net/server.hpp"
 #include "proto/connection.hpp"
 #include "proto/handshake.hpp"
 #include "proto/mask.hpp"
@@ -151,9 +160,113 @@ int demo() {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: wsx <command>\n"
-                 "  demo     a tour of the engine: handshake, frames, errors, close\n");
+                 "usage: wsx <command> [options]\n"
+                 "  demo     a tour of the engine: handshake, frames, errors, close\n"
+                 "  echo     WebSocket echo server; stops gracefully on SIGINT/SIGTERM\n"
+                 "           [--port 8080] [--address 0.0.0.0] [--threads N (0: per core)]\n"
+                 "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
+                 "           [--backend epoll|poll|kqueue]\n");
     return 2;
+}
+
+// ---- wsx echo
+
+class EchoHandler final : public wsx::net::SessionHandler {
+  public:
+    void on_message(wsx::net::WsSession& session, Opcode opcode,
+                    std::span<const std::uint8_t> payload) override {
+        session.send(opcode, payload);
+    }
+};
+
+template <typename T>
+bool parse_number(std::string_view text, T& out) {
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return error == std::errc() && end == text.data() + text.size();
+}
+
+bool parse_backend(std::string_view name, wsx::net::Backend& out) {
+    for (const auto backend : {wsx::net::Backend::automatic, wsx::net::Backend::epoll,
+                               wsx::net::Backend::poll, wsx::net::Backend::kqueue}) {
+        if (name == wsx::net::backend_name(backend)) {
+            out = backend;
+            return true;
+        }
+    }
+    return false;
+}
+
+int echo(std::span<char*> args) {
+    wsx::net::ServerOptions options;
+    options.address = "0.0.0.0";
+    options.port = 8080;
+    options.websocket_paths = {"*"};  // every path: test suites pick their own
+    std::uint64_t max_message = options.session.connection.max_message_size;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string_view flag = args[i];
+        if (i + 1 == args.size()) {
+            std::fprintf(stderr, "wsx echo: %s needs a value\n", args[i]);
+            return usage();
+        }
+        const std::string_view value = args[++i];
+        bool ok = true;
+        if (flag == "--port") {
+            ok = parse_number(value, options.port);
+        } else if (flag == "--address") {
+            options.address = std::string(value);
+        } else if (flag == "--threads") {
+            ok = parse_number(value, options.threads);
+        } else if (flag == "--max-connections") {
+            ok = parse_number(value, options.max_connections);
+        } else if (flag == "--static") {
+            options.static_root = std::string(value);
+        } else if (flag == "--max-message") {
+            ok = parse_number(value, max_message) && max_message > 0;
+        } else if (flag == "--backend") {
+            ok = parse_backend(value, options.backend);
+        } else {
+            std::fprintf(stderr, "wsx echo: unknown option %s\n", args[i - 1]);
+            return usage();
+        }
+        if (!ok) {
+            std::fprintf(stderr, "wsx echo: bad value for %s: %s\n", args[i - 1], args[i]);
+            return usage();
+        }
+    }
+    options.session.connection.max_message_size = max_message;
+    options.session.connection.max_frame_size = max_message;
+    // An echo holds one message in its output: keep the hard cap above it.
+    options.session.max_buffered_bytes = std::max<std::size_t>(
+        options.session.max_buffered_bytes, 2 * max_message + options.session.high_watermark);
+
+    // Block the stop signals in every thread (the server threads inherit the mask), then take
+    // them synchronously here: no async-signal-safety concerns at all.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    EchoHandler handler;
+    wsx::net::Server server(options, handler);
+    if (const wsx::net::SysStatus started = server.start(); !started.ok()) {
+        std::fprintf(stderr, "wsx echo: cannot start on %s:%u: %s\n", options.address.c_str(),
+                     options.port, std::strerror(started.error));
+        return 1;
+    }
+    std::fprintf(
+        stderr, "wsx echo: listening on %s:%u (%u threads, %s, max message %llu bytes%s%s)\n",
+        options.address.c_str(), server.port(), server.thread_count(),
+        wsx::net::backend_name(options.backend), static_cast<unsigned long long>(max_message),
+        options.static_root.empty() ? "" : ", static files from ", options.static_root.c_str());
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    const std::size_t open = server.connection_count();
+    server.stop();
+    server.wait();
+    std::fprintf(stderr, "wsx echo: %s, closed %zu connections with 1001, stopped\n",
+                 signal_number == SIGINT ? "SIGINT" : "SIGTERM", open);
+    return 0;
 }
 
 }  // namespace
@@ -162,5 +275,7 @@ int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string_view command = argv[1];
     if (command == "demo") return demo();
+    if (command == "echo")
+        return echo(std::span<char*>(argv + 2, static_cast<std::size_t>(argc - 2)));
     return usage();
 }

@@ -173,18 +173,19 @@ SysResult<std::size_t> Reactor::run_once(std::chrono::milliseconds timeout) {
     }
     const std::uint64_t now = clock_ms();  // the one clock read of this iteration
 
-    // Stamp each event with the registration it was meant for before any callback can remove
-    // an fd and register a new one under the same number.
+    // Stamp each event with the registration it was meant for before any callback (timers
+    // included) can remove an fd and register a new one under the same number.
     for (detail::ReadyEvent& event : ready) {
         const Registration* registration = find(event.fd);
         event.generation = registration != nullptr ? registration->generation : 0;
     }
-    std::size_t calls = 0;
+    // Timers first: now() must not lag behind the wait, or a delay armed by an I/O callback or
+    // a task would count from before it and fire early (by as much as the loop slept).
+    std::size_t calls = timers_.advance(now);
     for (const detail::ReadyEvent& event : ready) {
         calls += dispatch(event.fd, event.flags, event.generation);
     }
     calls += run_tasks();
-    calls += timers_.advance(now);
     return {calls, 0};
 }
 

@@ -123,7 +123,9 @@ class Reactor {
     TimerWheel& timer_wheel() noexcept { return timers_; }
 
     // One iteration: wait up to `timeout` (shortened to the next timer; kWaitForever: no limit
-    // other than timers), then dispatch I/O events, posted tasks and due timers, in that order.
+    // other than timers), then run due timers, I/O events and posted tasks, in that order. Time
+    // moves before any callback runs, so a timer armed from an I/O callback or a task counts
+    // from the end of the wait, not from before it.
     // Returns how many callbacks ran, or the errno of a failed wait. Not reentrant.
     SysResult<std::size_t> run_once(std::chrono::milliseconds timeout = kWaitForever);
 

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -43,9 +44,14 @@ class PollBackend final : public ReactorBackend {
         if (const int error = check_fd_open(fd); error != 0) return error;
         const auto index = static_cast<std::size_t>(fd);
         // Every allocation happens before any table changes, so a failed one changes nothing.
-        // ready_ is sized here so wait() never allocates: at most one event per registered fd.
+        // wait() never allocates: it needs room for one event per registered fd. ready_ may be
+        // under dispatch right now (add() called from a callback), so growth goes to a spare
+        // buffer that the next wait() swaps in.
         if (index >= slot_of_fd_.size()) slot_of_fd_.resize(index + 1, kNoSlot);
-        ready_.resize(pollfds_.size() + 1);
+        const std::size_t needed = pollfds_.size() + 1;
+        if (ready_.size() < needed && spare_ready_.size() < needed) {
+            spare_ready_.resize(std::max(needed, 2 * ready_.size()));
+        }
         pollfds_.reserve(pollfds_.size() + 1);
         fds_.reserve(fds_.size() + 1);
         slot_of_fd_[index] = pollfds_.size();
@@ -81,6 +87,7 @@ class PollBackend final : public ReactorBackend {
 
     int wait(int timeout_ms, std::span<ReadyEvent>& ready) noexcept override {
         ready = {};
+        if (ready_.size() < pollfds_.size()) ready_.swap(spare_ready_);
         int remaining = ::poll(pollfds_.data(), static_cast<nfds_t>(pollfds_.size()), timeout_ms);
         if (remaining < 0) return errno == EINTR ? 0 : errno;
         std::size_t filled = 0;
@@ -131,6 +138,7 @@ class PollBackend final : public ReactorBackend {
     std::vector<int> fds_;                 // fds_[slot]: the fd even while pollfds_[slot] is parked
     std::vector<std::size_t> slot_of_fd_;  // fd → slot, kNoSlot if absent
     std::vector<ReadyEvent> ready_;
+    std::vector<ReadyEvent> spare_ready_;  // the next ready_, grown while ready_ may be in use
 };
 
 }  // namespace

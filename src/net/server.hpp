@@ -1,0 +1,108 @@
+// The WebSocket server: N reactor threads, shared-nothing. Each thread has its own listener on
+// the same port (SO_REUSEPORT: the kernel spreads connections), or thread 0 accepts and hands fds
+// out round-robin; either way a connection belongs to one thread for its whole life.
+//
+//   struct Echo : wsx::net::SessionHandler {
+//       void on_message(WsSession& s, proto::Opcode op, std::span<const std::uint8_t> p) override {
+//           s.send(op, p);
+//       }
+//   } echo;
+//   wsx::net::Server server({.port = 8080}, echo);
+//   if (!server.start().ok()) ...;
+//   ...                     // server.stop() from any thread (e.g. on SIGINT)
+//   server.wait();
+//
+// Per connection: the HTTP request is read (handshake_timeout), routed, and either upgraded to a
+// WsSession (see ws_session.hpp for the session API, callbacks and timeouts) or answered as plain
+// HTTP. Routing of a request for path P:
+//   - it asks for an upgrade (Upgrade, Sec-WebSocket-Key or Sec-WebSocket-Version present):
+//     P a WebSocket path → RFC 6455 §4.2.1 validation; a refusal gets the exact status of
+//     proto::write_error_response (400, 403, 405, 426, 431), too many sessions 503; else 404;
+//   - plain HTTP: /healthz → 200; a static file → 200 (or 403/404/405); a WebSocket path with
+//     nothing else there → 426 with Upgrade: websocket; anything else → 404.
+//
+// Graceful shutdown (stop()): listeners close, pending handshakes are dropped, every session gets
+// a 1001 close frame after everything already queued for it, the server waits for the close
+// replies (each session's close_timeout, all bounded by shutdown_timeout), then the threads end.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/reactor.hpp"
+#include "net/sys_result.hpp"
+#include "net/ws_session.hpp"
+#include "proto/handshake.hpp"
+
+namespace wsx::net {
+
+struct ServerOptions {
+    // Numeric IPv4 or IPv6 address to bind. Loopback by default: exposing a server is a choice.
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;  // 0: the kernel picks one (see Server::port())
+    unsigned threads = 0;    // reactor threads; 0: one per core
+    Backend backend = Backend::automatic;
+    // One SO_REUSEPORT listener per thread; false: thread 0 accepts and hands connections out.
+    bool reuse_port = true;
+
+    // Paths (without query) that accept WebSocket upgrades; "*" accepts every path.
+    std::vector<std::string> websocket_paths{"/"};
+    // Open WebSocket sessions across all threads; an upgrade beyond it is answered 503.
+    std::size_t max_connections = 10'000;
+    // Connections still in their HTTP phase, per thread; beyond it new ones are closed at once.
+    std::size_t max_pending_handshakes = 1024;
+    // Opening handshake: header limits (431), subprotocols (server's preference order), Origin
+    // policy (403; the default allows same-origin and non-browser clients). A custom origin check
+    // is called from every server thread.
+    proto::ServerOptions handshake{};
+    // Limits (→ 1009), heartbeat, timeouts and backpressure of every session.
+    SessionOptions session{};
+
+    // From accept to a complete request; a silent or slow client is disconnected after it.
+    std::chrono::milliseconds handshake_timeout{10'000};
+    // stop(): how long to wait for close replies before dropping what is left.
+    std::chrono::milliseconds shutdown_timeout{10'000};
+
+    // Directory served for plain GET/HEAD requests; empty: no static files.
+    std::string static_root;
+    // Answer GET /healthz with 200 "ok".
+    bool health_check = true;
+};
+
+class Server {
+  public:
+    // `handler` serves every session on every thread and must outlive the server.
+    Server(ServerOptions options, SessionHandler& handler);
+    // stop() and wait().
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds the listeners and starts the threads. On failure nothing is left running and the
+    // errno says why (EADDRINUSE, EINVAL for a bad address, ENOTDIR for a bad static root ...).
+    SysStatus start();
+
+    // The bound port (after start()).
+    std::uint16_t port() const noexcept;
+    unsigned thread_count() const noexcept;
+
+    // Any thread, any number of times: begins the graceful shutdown and returns at once.
+    void stop() noexcept;
+    // Blocks until every server thread has ended (after stop(), or a fatal reactor error).
+    void wait();
+
+    // Open WebSocket sessions right now, across threads.
+    std::size_t connection_count() const noexcept;
+
+    struct Impl;
+
+  private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wsx::net

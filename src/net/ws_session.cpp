@@ -1,0 +1,534 @@
+#include "net/ws_session.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace wsx::net {
+
+namespace {
+
+// Slices per writev: enough to drain many small queued messages in one system call.
+constexpr std::size_t kMaxSlices = 64;
+// Largest frame header (RFC 6455 §5.2: 2 + 8 length + 4 mask), counted against the cap.
+constexpr std::size_t kFrameOverhead = 14;
+
+}  // namespace
+
+const char* send_status_name(SendStatus status) noexcept {
+    switch (status) {
+        case SendStatus::ok:
+            return "ok";
+        case SendStatus::not_open:
+            return "not open";
+        case SendStatus::invalid:
+            return "invalid";
+        case SendStatus::over_limit:
+            return "over the buffered-bytes limit";
+    }
+    return "unknown";
+}
+
+// ---- SessionHandle
+
+void SessionHandle::send_text(std::string text) const {
+    SessionHost* host = host_;
+    const std::uint64_t id = id_;
+    host->reactor().post([host, id, text = std::move(text)] {
+        if (WsSession* session = host->find(id)) session->send_text(text);
+    });
+}
+
+void SessionHandle::send_binary(std::vector<std::uint8_t> data) const {
+    SessionHost* host = host_;
+    const std::uint64_t id = id_;
+    host->reactor().post([host, id, data = std::move(data)] {
+        if (WsSession* session = host->find(id)) session->send_binary(data);
+    });
+}
+
+void SessionHandle::send_shared(proto::SharedBuffer frame) const {
+    SessionHost* host = host_;
+    const std::uint64_t id = id_;
+    host->reactor().post([host, id, frame = std::move(frame)] {
+        if (WsSession* session = host->find(id)) session->send_shared(frame);
+    });
+}
+
+void SessionHandle::close(std::uint16_t code, std::string reason) const {
+    SessionHost* host = host_;
+    const std::uint64_t id = id_;
+    host->reactor().post([host, id, code, reason = std::move(reason)] {
+        if (WsSession* session = host->find(id)) session->close(code, reason);
+    });
+}
+
+void SessionHandle::post(std::function<void(WsSession&)> function) const {
+    SessionHost* host = host_;
+    const std::uint64_t id = id_;
+    host->reactor().post([host, id, function = std::move(function)] {
+        if (WsSession* session = host->find(id)) function(*session);
+    });
+}
+
+// ---- WsSession: proto events
+
+void WsSession::Events::on_message(proto::Opcode opcode, std::span<const std::uint8_t> payload) {
+    session->last_message_ = session->reactor().now().count();
+    session->handler_.on_message(*session, opcode, payload);
+}
+
+void WsSession::Events::on_ping(std::span<const std::uint8_t> payload) {
+    session->handler_.on_ping(*session, payload);
+}
+
+void WsSession::Events::on_pong(std::span<const std::uint8_t> payload) {
+    session->handler_.on_pong(*session, payload);
+}
+
+void WsSession::Events::on_close(const proto::CloseInfo& info) {
+    // The reason points into the read buffer; on_close reaches the application later.
+    session->close_reason_.assign(info.reason);
+    session->close_info_ = info;
+    session->close_info_.reason = session->close_reason_;
+}
+
+// ---- WsSession: life cycle
+
+WsSession::WsSession(SessionHost& host, std::uint64_t id, const SessionStart& start)
+    : host_(host),
+      options_(*start.options),
+      handler_(*start.handler),
+      conn_(start.role, start.options->connection),
+      id_(id),
+      fd_(start.fd),
+      preamble_(start.preamble),
+      protocol_(start.protocol),
+      target_(start.target),
+      peer_(start.peer) {
+    ping_timer_.bind<&WsSession::on_ping_timer>(this);
+    liveness_timer_.bind<&WsSession::on_liveness_timer>(this);
+    write_timer_.bind<&WsSession::on_write_timer>(this);
+    close_timer_.bind<&WsSession::on_close_timer>(this);
+    idle_timer_.bind<&WsSession::on_idle_timer>(this);
+    reap_timer_.bind<&WsSession::on_reap_timer>(this);
+}
+
+WsSession::~WsSession() {
+    if (fd_ >= 0) {
+        static_cast<void>(reactor().remove(fd_));
+        static_cast<void>(close_fd(fd_));
+    }
+}
+
+Reactor& WsSession::reactor() const noexcept {
+    return host_.reactor();
+}
+
+SessionHandle WsSession::handle() const noexcept {
+    return {&host_, id_};
+}
+
+void WsSession::open(std::span<const std::uint8_t> early_bytes) {
+    enter();
+    const std::int64_t now = reactor().now().count();
+    last_received_ = last_write_progress_ = last_message_ = now;
+    if (options_.ping_interval.count() > 0) {
+        reactor().arm(ping_timer_, options_.ping_interval);
+        if (options_.pong_wait.count() > 0) reactor().arm(liveness_timer_, options_.pong_wait);
+    }
+    if (options_.idle_timeout.count() > 0) reactor().arm(idle_timer_, options_.idle_timeout);
+
+    opened_ = true;
+    handler_.on_open(*this);
+    if (!early_bytes.empty() && phase_ == Phase::open) {
+        // Parsed from the read buffer like any read: Connection unmasks in place.
+        const std::span<std::uint8_t> buffer = host_.read_buffer();
+        const std::size_t n = std::min(early_bytes.size(), buffer.size());
+        std::memmove(buffer.data(), early_bytes.data(), n);
+        Events events{this};
+        conn_.receive(buffer.first(n), events);
+    }
+    leave();
+}
+
+void WsSession::leave() {
+    if (depth_ == 1 && phase_ != Phase::done) {
+        flush();
+        progress();
+        update_interest();
+    }
+    if (--depth_ == 0 && phase_ == Phase::done) teardown();  // deletes this
+}
+
+void WsSession::after_api_call() {
+    // Inside a callback, the entry point below us on the stack writes when the callback returns,
+    // batching everything queued meanwhile into one writev.
+    if (depth_ > 0) return;
+    enter();
+    if (phase_ != Phase::done) {
+        flush();
+        progress();
+        update_interest();
+    }
+    --depth_;
+    // The caller may still hold a reference: tear down from the loop, not from under it.
+    if (phase_ == Phase::done) reactor().arm(reap_timer_, std::chrono::milliseconds(0));
+}
+
+void WsSession::close_socket() {
+    if (fd_ >= 0) {
+        static_cast<void>(reactor().remove(fd_));
+        static_cast<void>(close_fd(fd_));
+        fd_ = -1;
+    }
+    phase_ = Phase::done;
+    interest_ = Interest::none;
+    ping_timer_.cancel();
+    liveness_timer_.cancel();
+    write_timer_.cancel();
+    close_timer_.cancel();
+    idle_timer_.cancel();
+}
+
+void WsSession::fail_transport(std::string_view reason) {
+    if (local_reason_.empty()) local_reason_ = reason;
+    close_socket();
+}
+
+void WsSession::teardown() {
+    reap_timer_.cancel();
+    close_socket();
+    Events events{this};
+    conn_.transport_closed(events);  // 1006 unless the close was already reported
+    if (close_info_.error == proto::Error::abnormal_closure && !local_reason_.empty()) {
+        close_info_.reason = local_reason_;
+    }
+    if (opened_) {
+        opened_ = false;
+        ++depth_;  // sends from on_close find the session closed and queue nothing
+        handler_.on_close(*this, close_info_);
+        --depth_;
+    }
+    host_.destroy(*this);
+}
+
+// ---- WsSession: I/O
+
+void WsSession::on_readable(int) {
+    enter();
+    read_once();
+    leave();
+}
+
+void WsSession::on_writable(int) {
+    enter();
+    write_blocked_ = false;
+    leave();
+}
+
+void WsSession::on_error(int, int) {
+    enter();
+    fail_transport("socket error");
+    leave();
+}
+
+void WsSession::read_once() {
+    const std::span<std::uint8_t> buffer = host_.read_buffer();
+    const SysResult<std::size_t> got = read_some(fd_, buffer);
+    if (!got.ok()) {
+        if (!would_block(got.error)) fail_transport("read failed (connection reset)");
+        return;
+    }
+    if (got.value == 0) {
+        if (phase_ == Phase::lingering) {
+            close_socket();  // the peer's end of TCP, as the close handshake wants
+        } else {
+            fail_transport("the peer ended TCP without a close handshake");
+        }
+        return;
+    }
+    if (phase_ == Phase::lingering) return;  // after the close handshake input is discarded
+    last_received_ = reactor().now().count();
+    Events events{this};
+    conn_.receive(buffer.first(got.value), events);
+}
+
+void WsSession::flush() {
+    if (fd_ < 0 || write_blocked_) return;
+    proto::IoSlice slices[kMaxSlices];
+    for (;;) {
+        std::size_t count = 0;
+        const std::size_t preamble_left = preamble_.size() - preamble_sent_;
+        if (preamble_left > 0) slices[count++] = {preamble_.data() + preamble_sent_, preamble_left};
+        count += conn_.pending_output(std::span(slices).subspan(count));
+        if (count == 0) break;
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < count; ++i)
+            total += slices[i].size;
+
+        const SysResult<std::size_t> wrote = write_slices(fd_, {slices, count});
+        if (!wrote.ok()) {
+            if (!would_block(wrote.error)) {
+                fail_transport("write failed (connection reset)");
+                return;
+            }
+            write_blocked_ = true;
+            break;
+        }
+        const std::size_t from_preamble = std::min(wrote.value, preamble_left);
+        preamble_sent_ += from_preamble;
+        if (preamble_left > 0 && preamble_sent_ == preamble_.size()) {
+            std::string().swap(preamble_);
+            preamble_sent_ = 0;
+        }
+        conn_.consume_output(wrote.value - from_preamble);
+        if (wrote.value > 0) last_write_progress_ = reactor().now().count();
+        if (wrote.value < total) {
+            write_blocked_ = true;  // a short write: the socket buffer is full
+            break;
+        }
+    }
+    if (write_blocked_ && !write_timer_.armed() && options_.write_wait.count() > 0) {
+        reactor().arm(write_timer_, options_.write_wait);
+    }
+    check_watermarks();
+}
+
+void WsSession::check_watermarks() {
+    const std::size_t buffered = buffered_amount();
+    if (!above_high_) {
+        above_high_ = buffered > options_.high_watermark;
+        return;
+    }
+    if (buffered > options_.low_watermark) return;
+    above_high_ = false;
+    ++depth_;
+    handler_.on_drain(*this);
+    --depth_;
+    // What on_drain queued goes out now rather than at the next readiness event.
+    if (phase_ == Phase::open && conn_.wants_write()) flush();
+}
+
+void WsSession::progress() {
+    if (phase_ != Phase::open) return;
+    if (conn_.state() == State::closing && !close_timer_.armed()) {
+        reactor().arm(close_timer_, options_.close_timeout);
+    }
+    if (conn_.state() != State::closed || buffered_amount() > 0) return;
+    // The close frame (ours or the reply) is out. RFC 6455 §7.1.1: the server ends TCP first,
+    // a client waits for it; either way wait for the peer's FIN (discarding input) so that our
+    // last frames are not lost to a reset from unread data.
+    if (conn_.close_transport_now()) ::shutdown(fd_, SHUT_WR);
+    phase_ = Phase::lingering;
+    ping_timer_.cancel();
+    liveness_timer_.cancel();
+    write_timer_.cancel();
+    idle_timer_.cancel();
+    reactor().arm(close_timer_, options_.close_timeout);
+}
+
+void WsSession::update_interest() {
+    if (fd_ < 0) return;
+    Interest want = Interest::none;
+    if (phase_ == Phase::lingering || (conn_.wants_read() && !above_high_)) {
+        want = want | Interest::read;
+    }
+    if (write_blocked_) want = want | Interest::write;
+    if (want == interest_) return;
+    if (!reactor().modify(fd_, want).ok()) {
+        fail_transport("the reactor refused the socket");
+        return;
+    }
+    interest_ = want;
+}
+
+// ---- WsSession: sending
+
+SendStatus WsSession::check_room(std::size_t wire_bytes) {
+    if (!is_open()) return SendStatus::not_open;
+    if (buffered_amount() + wire_bytes <= options_.max_buffered_bytes) return SendStatus::ok;
+    // RFC 6455 §7.4.1, 1008: the peer does not read what it is sent (a policy the endpoint
+    // enforces). The close frame goes out behind what is already queued.
+    static_cast<void>(conn_.close(proto::close_code::kPolicyViolation, "send buffer limit"));
+    after_api_call();
+    return SendStatus::over_limit;
+}
+
+SendStatus WsSession::queued(proto::Error error) {
+    if (error == proto::Error::not_open) return SendStatus::not_open;
+    if (error != proto::Error::none) return SendStatus::invalid;
+    if (buffered_amount() > options_.high_watermark) above_high_ = true;
+    after_api_call();
+    return SendStatus::ok;
+}
+
+SendStatus WsSession::send(proto::Opcode opcode, std::span<const std::uint8_t> payload) {
+    if (const SendStatus room = check_room(payload.size() + kFrameOverhead);
+        room != SendStatus::ok) {
+        return room;
+    }
+    last_message_ = reactor().now().count();
+    return queued(conn_.send(opcode, payload));
+}
+
+SendStatus WsSession::send_text(std::string_view text) {
+    return send(proto::Opcode::text,
+                {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+}
+
+SendStatus WsSession::send_binary(std::span<const std::uint8_t> data) {
+    return send(proto::Opcode::binary, data);
+}
+
+SendStatus WsSession::send_shared(const proto::SharedBuffer& frame) {
+    if (const SendStatus room = check_room(frame.size()); room != SendStatus::ok) return room;
+    last_message_ = reactor().now().count();
+    return queued(conn_.send_shared(frame));
+}
+
+SendStatus WsSession::ping(std::span<const std::uint8_t> payload) {
+    if (!is_open()) return SendStatus::not_open;
+    return queued(conn_.ping(payload));
+}
+
+SendStatus WsSession::close(std::uint16_t code, std::string_view reason) {
+    if (!is_open()) return SendStatus::not_open;
+    const SendStatus status = queued(conn_.close(code, reason));
+    return status;
+}
+
+void WsSession::abort(std::string_view reason) {
+    if (phase_ == Phase::done) return;
+    fail_transport(reason);
+    after_api_call();
+}
+
+// ---- WsSession: timers
+
+void WsSession::on_ping_timer() {
+    enter();
+    if (is_open()) {
+        static_cast<void>(conn_.ping());
+        reactor().arm(ping_timer_, options_.ping_interval);
+    }
+    leave();
+}
+
+void WsSession::on_liveness_timer() {
+    enter();
+    const std::int64_t wait = options_.pong_wait.count();
+    const std::int64_t quiet = reactor().now().count() - last_received_;
+    if (above_high_) {
+        // Not reading on purpose: silence proves nothing; the write wait guards this state.
+        reactor().arm(liveness_timer_, options_.pong_wait);
+    } else if (quiet >= wait) {
+        fail_transport("no pong or data within pong_wait");
+    } else {
+        reactor().arm(liveness_timer_, std::chrono::milliseconds(wait - quiet));
+    }
+    leave();
+}
+
+void WsSession::on_write_timer() {
+    enter();
+    if (write_blocked_) {
+        const std::int64_t wait = options_.write_wait.count();
+        const std::int64_t stalled = reactor().now().count() - last_write_progress_;
+        if (stalled >= wait) {
+            fail_transport("no write progress within write_wait");
+        } else {
+            reactor().arm(write_timer_, std::chrono::milliseconds(wait - stalled));
+        }
+    }
+    leave();
+}
+
+void WsSession::on_close_timer() {
+    enter();
+    if (phase_ == Phase::lingering) {
+        close_socket();  // the close handshake is over; the peer just did not end TCP
+    } else {
+        fail_transport("close handshake timed out");
+    }
+    leave();
+}
+
+void WsSession::on_idle_timer() {
+    enter();
+    const std::int64_t idle = options_.idle_timeout.count();
+    const std::int64_t quiet = reactor().now().count() - last_message_;
+    if (quiet >= idle) {
+        if (is_open()) static_cast<void>(conn_.close(proto::close_code::kNormal, "idle timeout"));
+    } else {
+        reactor().arm(idle_timer_, std::chrono::milliseconds(idle - quiet));
+    }
+    leave();
+}
+
+void WsSession::on_reap_timer() {
+    if (depth_ == 0 && phase_ == Phase::done) teardown();  // deletes this
+}
+
+// ---- SessionHost
+
+SessionHost::SessionHost(Reactor& reactor, std::size_t read_buffer_size)
+    : reactor_(reactor), read_buffer_(read_buffer_size) {}
+
+SessionHost::~SessionHost() {
+    abort_all();
+}
+
+WsSession* SessionHost::adopt(const SessionStart& start) {
+    const std::uint64_t id = next_id_++;
+    std::unique_ptr<WsSession> owned(new WsSession(*this, id, start));
+    WsSession* session = owned.get();
+    // Small frames (pongs, close replies, short messages) must not wait for Nagle's timer.
+    static_cast<void>(set_no_delay(start.fd));
+    sessions_.emplace(id, std::move(owned));
+    if (!reactor_.add(start.fd, Interest::read, *session).ok()) {
+        // Never opened, so no callback; the end observer still runs (e.g. to free a slot).
+        session->fail_transport("the reactor refused the socket");
+        session->teardown();
+        return nullptr;
+    }
+    session->interest_ = Interest::read;
+    session->open(start.early_bytes);
+    return find(id);
+}
+
+WsSession* SessionHost::find(std::uint64_t id) noexcept {
+    const auto it = sessions_.find(id);
+    return it != sessions_.end() ? it->second.get() : nullptr;
+}
+
+void SessionHost::close_all(std::uint16_t code, std::string_view reason) {
+    std::vector<std::uint64_t> ids;
+    ids.reserve(sessions_.size());
+    for (const auto& entry : sessions_)
+        ids.push_back(entry.first);
+    for (const std::uint64_t id : ids) {
+        if (WsSession* session = find(id)) static_cast<void>(session->close(code, reason));
+    }
+}
+
+void SessionHost::abort_all() {
+    std::vector<std::uint64_t> ids;
+    ids.reserve(sessions_.size());
+    for (const auto& entry : sessions_)
+        ids.push_back(entry.first);
+    for (const std::uint64_t id : ids) {
+        WsSession* session = find(id);
+        if (session == nullptr) continue;
+        session->fail_transport("the host shut down");
+        if (session->depth_ == 0) session->teardown();
+    }
+}
+
+void SessionHost::destroy(WsSession& session) {
+    auto node = sessions_.extract(session.id_);
+    if (on_session_end_) on_session_end_(session);
+}
+
+}  // namespace wsx::net
