@@ -514,3 +514,75 @@ TEST_CASE_TEMPLATE("50,000 idle loop timers are not visited while the loop runs"
     CHECK(after.slots_visited - before.slots_visited <= 2);
     CHECK(reactor->timer_wheel().armed_count() == 50'000);
 }
+
+TEST_CASE_TEMPLATE("a timer armed from an I/O callback after a long wait counts from the wake-up",
+                   B, WSX_NET_TEST_BACKENDS) {
+    // The loop sleeps ~200 ms, then I/O arrives and its callback arms a 100 ms timer: the timer
+    // must not count from before the sleep (which would fire it at once).
+    auto reactor = make_reactor(B::value);
+    SocketPair pair;
+    Counter counter;
+    Timer timer;
+    bool fired = false;
+    std::chrono::steady_clock::time_point armed_at;
+    std::chrono::steady_clock::time_point fired_at;
+    timer.set_callback([](void* context) { *static_cast<bool*>(context) = true; }, &fired);
+    counter.on_read_hook = [&](int fd) {
+        drain(fd);
+        if (!timer.armed() && !fired) {
+            armed_at = std::chrono::steady_clock::now();
+            reactor->arm(timer, 100ms);
+        }
+    };
+    REQUIRE(reactor->add(pair.near(), Interest::read, counter).ok());
+    CHECK(reactor->run_once(0ms).ok());
+    std::thread writer([&] {
+        std::this_thread::sleep_for(200ms);
+        pair.send_far("late");
+    });
+    CHECK(run_until(
+        *reactor, [&] { return counter.readable > 0; }, 5000ms));
+    writer.join();
+    CHECK(run_until(*reactor, [&] {
+        if (fired && fired_at == std::chrono::steady_clock::time_point{}) {
+            fired_at = std::chrono::steady_clock::now();
+        }
+        return fired;
+    }));
+    CHECK(fired_at - armed_at >= 90ms);  // 100 ms less the millisecond rounding of loop time
+    REQUIRE(reactor->remove(pair.near()).ok());
+}
+
+TEST_CASE_TEMPLATE("fds added from a callback while events are dispatched are reported later", B,
+                   WSX_NET_TEST_BACKENDS) {
+    // Adding many fds from inside a callback grows the backend's tables while the reactor is
+    // still walking this iteration's events (ASan catches a table freed under its feet).
+    auto reactor = make_reactor(B::value);
+    SocketPair trigger;
+    std::vector<std::unique_ptr<SocketPair>> pairs;
+    std::vector<std::unique_ptr<Counter>> counters;
+    for (int i = 0; i < 200; ++i) {
+        pairs.push_back(std::make_unique<SocketPair>());
+        counters.push_back(std::make_unique<Counter>());
+        pairs.back()->send_far("x");
+    }
+    Counter first;
+    first.on_read_hook = [&](int fd) {
+        drain(fd);
+        if (reactor->registered(pairs[0]->near())) return;
+        for (std::size_t i = 0; i < pairs.size(); ++i) {
+            REQUIRE(reactor->add(pairs[i]->near(), Interest::read, *counters[i]).ok());
+        }
+    };
+    REQUIRE(reactor->add(trigger.near(), Interest::read, first).ok());
+    trigger.send_far("go");
+    CHECK(run_until(*reactor, [&] {
+        for (const auto& c : counters) {
+            if (c->readable == 0) return false;
+        }
+        return true;
+    }));
+    for (const auto& p : pairs)
+        REQUIRE(reactor->remove(p->near()).ok());
+    REQUIRE(reactor->remove(trigger.near()).ok());
+}
