@@ -291,7 +291,9 @@ Error Deflater::ensure_stream() {
     install_allocator(*s, tuning_.allocator);
     s->is_deflate = true;
     const int level = std::clamp(tuning_.compression_level, 0, 9);
-    const int mem_level = std::clamp(tuning_.mem_level, 1, 9);
+    // A hash table larger than the window buys nothing and costs time: zlib rescans all of it
+    // each time the window slides, which a small window does every few hundred bytes.
+    const int mem_level = std::clamp(tuning_.mem_level, 1, zlib_window_bits(window_bits_) - 5);
     // Negative window bits: raw DEFLATE, no zlib header or checksum (§7.2.1).
     if (deflateInit2(&s->z, level, Z_DEFLATED, -zlib_window_bits(window_bits_), mem_level,
                      Z_DEFAULT_STRATEGY) != Z_OK) {

@@ -69,8 +69,9 @@ struct ZlibAllocator {
 struct DeflateTuning {
     // zlib level 1 (fastest) ... 9 (smallest).
     int compression_level = 6;
-    // zlib memLevel 1 ... 9: the compressor's hash table and pending buffer are 2^(memLevel+7)
-    // entries each (memLevel 8: 64 KiB + 64 KiB; memLevel 1: 512 B + 512 B), plus the window.
+    // zlib memLevel 1 ... 9: the compressor's hash table and pending buffer take 2^(memLevel+8)
+    // bytes each (memLevel 8: 64 KiB + 64 KiB ... memLevel 1: 512 B + 512 B), plus 4 bytes per
+    // window byte. Capped at window bits - 5 (a larger table only slows a small window down).
     int mem_level = 8;
     // Messages shorter than this are sent uncompressed (RSV1 clear): below it the deflate block
     // overhead outweighs the gain. Connection::send(..., Compress::always) overrides it.
