@@ -77,7 +77,7 @@ Connection::Connection(Role role, const ConnectionOptions& options)
                  !(server ? p.server_no_context_takeover : p.client_no_context_takeover), tuning),
         Inflater(server ? p.client_max_window_bits : p.server_max_window_bits,
                  !(server ? p.client_no_context_takeover : p.server_no_context_takeover), tuning),
-        nullptr});
+        nullptr, ByteBuffer()});
     // Incompressible data grows a little when deflated (stored blocks: 5 bytes per 64 KiB), so
     // a message whose inflated size is within the limit may arrive slightly larger.
     const std::uint64_t max = options_.max_message_size;
@@ -150,11 +150,18 @@ Connection::Event Connection::begin_frame(const FrameHeader& h) {
             message_buf_.clear();
             // A connection that once reassembled a big message should not keep that memory for
             // the rest of its life: start small again (growth is geometric, so this is cheap).
-            if (message_buf_.capacity() > kRetainedMessageCapacity) ByteBuffer().swap(message_buf_);
+            if (message_buf_.capacity() > kRetainedMessageCapacity) {
+                std::vector<std::uint8_t>().swap(message_buf_);
+            }
             utf8_.reset();
             message_compressed_ = h.rsv1 && deflate_;
-            inflated_size_ = 0;
-            inflate_tail_fed_ = false;
+            if (message_compressed_) {
+                inflated_size_ = 0;
+                inflate_tail_fed_ = false;
+                ByteBuffer& inflated = deflate_->message;
+                inflated.clear();
+                if (inflated.capacity() > kRetainedMessageCapacity) inflated.release();
+            }
         }
         // A compressed message is held to the limit once inflated too (inflate_step).
         const std::uint64_t limit =
@@ -266,19 +273,20 @@ Connection::Event Connection::inflate_step(bool streaming) {
             out = {deflate_->chunk.get(),
                    static_cast<std::size_t>(std::min<std::uint64_t>(kInflateChunk, room_cap))};
         } else {
-            base = message_buf_.size();
-            if (message_buf_.capacity() - base < kMinInflateRoom) {
+            ByteBuffer& inflated = deflate_->message;
+            base = inflated.size();
+            if (inflated.capacity() - base < kMinInflateRoom) {
                 const std::uint64_t grow = std::min<std::uint64_t>(
                     std::max<std::uint64_t>({kMinInflateRoom, base, message_size_ * 2}), room_cap);
-                message_buf_.reserve(base + static_cast<std::size_t>(grow));
+                inflated.reserve(base + static_cast<std::size_t>(grow));
             }
             const std::size_t room = static_cast<std::size_t>(
-                std::min<std::uint64_t>(message_buf_.capacity() - base, room_cap));
-            message_buf_.resize(base + room);
-            out = {message_buf_.data() + base, room};
+                std::min<std::uint64_t>(inflated.capacity() - base, room_cap));
+            inflated.resize(base + room);
+            out = {inflated.data() + base, room};
         }
         const Inflater::Result r = inflater.inflate(out);
-        if (!streaming) message_buf_.resize(base + r.produced);
+        if (!streaming) deflate_->message.resize(base + r.produced);
         if (r.status == Inflater::Status::error) return fail(inflater.error());
         if (r.produced > allowance) return fail(Error::message_too_big);
         inflated_size_ += r.produced;
@@ -329,7 +337,7 @@ Connection::Event Connection::inflate_step(bool streaming) {
         }
         if (done) {
             ev.kind = Event::Kind::message;
-            ev.payload = {message_buf_.data(), message_buf_.size()};
+            ev.payload = deflate_->message.span();
             return ev;
         }
         if (!inflating_) {

@@ -253,7 +253,7 @@ class Connection {
     Opcode message_opcode_ = Opcode::binary;
     std::uint64_t message_size_ = 0;
     Utf8Validator utf8_;
-    ByteBuffer message_buf_;  // not zero-filled on growth: the inflater writes into its spare room
+    std::vector<std::uint8_t> message_buf_;
 
     // permessage-deflate, receive side.
     bool message_compressed_ = false;  // the open message arrived with RSV1
@@ -273,6 +273,7 @@ class Connection {
         Deflater deflater;                      // our direction
         Inflater inflater;                      // the peer's direction
         std::unique_ptr<std::uint8_t[]> chunk;  // streaming-mode output, made on first use
+        ByteBuffer message;                     // a compressed message, inflated
     };
     std::unique_ptr<DeflateStreams> deflate_;  // only when permessage-deflate is in use
 

@@ -357,7 +357,7 @@ Error Deflater::compress_message(std::span<const std::uint8_t> message,
 
 Error Deflater::compress_fragment(std::span<const std::uint8_t> fragment, bool last,
                                   std::span<const std::uint8_t>& out) {
-    if (buffer_.capacity() > kRetainedBufferCapacity) ByteBuffer().swap(buffer_);
+    if (buffer_.capacity() > kRetainedBufferCapacity) buffer_.release();
     buffer_.clear();
     out = {};
     if (fragment.empty()) {
@@ -418,7 +418,8 @@ void Inflater::feed_tail() noexcept {
 }
 
 Error Inflater::restart_keeping_window() {
-    ByteBuffer window(std::size_t{1} << zlib_window_bits(window_bits_));
+    ByteBuffer window;
+    window.resize(std::size_t{1} << zlib_window_bits(window_bits_));
     uInt size = 0;
     z_stream& z = stream_->z;
     if (inflateGetDictionary(&z, window.data(), &size) != Z_OK || inflateReset(&z) != Z_OK ||

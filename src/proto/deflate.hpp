@@ -16,8 +16,10 @@
 // connection holds no zlib memory.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -35,28 +37,44 @@ inline constexpr std::string_view kPerMessageDeflate = "permessage-deflate";
 inline constexpr std::uint8_t kMinWindowBits = 8;
 inline constexpr std::uint8_t kMaxWindowBits = 15;
 
-// std::allocator whose value-less construct() leaves bytes uninitialised, so resize() on a byte
-// buffer that zlib is about to fill costs nothing per call (no memset of the spare room).
-template <typename T>
-struct DefaultInitAllocator : std::allocator<T> {
-    template <typename U>
-    struct rebind {
-        using other = DefaultInitAllocator<U>;
-    };
-    DefaultInitAllocator() noexcept = default;
-    template <typename U>
-    DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
-    template <typename U>
-    void construct(U* p) noexcept {
-        ::new (static_cast<void*>(p)) U;
+// A growable byte buffer for zlib output: growth neither zero-fills the spare room (zlib writes
+// it next) nor copies byte by byte (as std::vector does with a custom allocator).
+class ByteBuffer {
+  public:
+    std::uint8_t* data() noexcept { return bytes_.get(); }
+    const std::uint8_t* data() const noexcept { return bytes_.get(); }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    bool empty() const noexcept { return size_ == 0; }
+    void clear() noexcept { size_ = 0; }
+    // Frees the storage.
+    void release() noexcept {
+        bytes_.reset();
+        size_ = capacity_ = 0;
     }
-    template <typename U, typename... Args>
-    void construct(U* p, Args&&... args) {
-        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    void reserve(std::size_t n) {
+        if (n <= capacity_) return;
+        auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(n);
+        if (size_ > 0) std::memcpy(bigger.get(), bytes_.get(), size_);
+        bytes_ = std::move(bigger);
+        capacity_ = n;
     }
-};
+    // New bytes are uninitialised; growth is geometric.
+    void resize(std::size_t n) {
+        if (n > capacity_) reserve(std::max(n, capacity_ * 2));
+        size_ = n;
+    }
+    void push_back(std::uint8_t b) {
+        resize(size_ + 1);
+        bytes_[size_ - 1] = b;
+    }
+    std::span<const std::uint8_t> span() const noexcept { return {bytes_.get(), size_}; }
 
-using ByteBuffer = std::vector<std::uint8_t, DefaultInitAllocator<std::uint8_t>>;
+  private:
+    std::unique_ptr<std::uint8_t[]> bytes_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
 
 // Where zlib takes its memory from (all null: malloc/free). For accounting or arenas.
 struct ZlibAllocator {
