@@ -427,6 +427,24 @@ TEST_CASE("the client fails the handshake on an answer its offer does not allow"
     }
 }
 
+TEST_CASE("client_max_window_bits in an answer to an offer without it fails the handshake") {
+    DeflateOptions o;
+    o.offer_client_max_window_bits = false;
+    CHECK(write_deflate_offer(o) == "permessage-deflate");
+    std::optional<DeflateConfig> c;
+    CHECK(client_accepts("permessage-deflate; client_max_window_bits=15", o, c) ==
+          Error::http_bad_extension_response);
+    CHECK(client_accepts("permessage-deflate; client_max_window_bits=10", o, c) ==
+          Error::http_bad_extension_response);
+    CHECK(client_accepts("permessage-deflate; server_max_window_bits=10", o, c) == Error::none);
+    REQUIRE(c);
+    CHECK(c->params.client_max_window_bits == 15);
+    // A window below 15 is always offered, with its value.
+    o.client_max_window_bits = 12;
+    CHECK(write_deflate_offer(o) == "permessage-deflate; client_max_window_bits=12");
+    CHECK(client_accepts("permessage-deflate; client_max_window_bits=10", o, c) == Error::none);
+}
+
 TEST_CASE("the client fails the handshake when the answer ignores what it asked of the server") {
     DeflateOptions o;
     o.server_no_context_takeover = true;

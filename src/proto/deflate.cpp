@@ -156,11 +156,10 @@ std::string write_deflate_offer(const DeflateOptions& options) {
     if (options.client_no_context_takeover) append_param(out, kClientNoContextTakeover);
     const std::uint8_t server_bits = clamp_window_bits(options.server_max_window_bits);
     if (server_bits < kMaxWindowBits) append_param(out, kServerMaxWindowBits, server_bits);
-    // Always say we can limit our window, so a server that wants a smaller one can still accept.
     const std::uint8_t client_bits = clamp_window_bits(options.client_max_window_bits);
     if (client_bits < kMaxWindowBits) {
         append_param(out, kClientMaxWindowBits, client_bits);
-    } else {
+    } else if (options.offer_client_max_window_bits) {
         append_param(out, kClientMaxWindowBits);
     }
     return out;
@@ -192,10 +191,11 @@ Error accept_deflate_response(std::span<const ExtensionOffer> accepted,
         (!wire->server_max_window_bits || *wire->server_max_window_bits > offered_server_bits)) {
         return Error::http_bad_extension_response;
     }
-    // §7.1.2.2: client_max_window_bits only when offered (always, by write_deflate_offer), never
-    // above the offered value.
-    if (wire->client_max_window_bits_value &&
-        *wire->client_max_window_bits_value > offered_client_bits) {
+    // §7.1.2.2: client_max_window_bits only when offered, never above the offered value.
+    const bool offered_client_window =
+        options.offer_client_max_window_bits || offered_client_bits < kMaxWindowBits;
+    if (wire->client_max_window_bits &&
+        (!offered_client_window || *wire->client_max_window_bits_value > offered_client_bits)) {
         return Error::http_bad_extension_response;
     }
 
@@ -205,7 +205,7 @@ Error accept_deflate_response(std::span<const ExtensionOffer> accepted,
         wire->client_no_context_takeover || options.client_no_context_takeover;
     p.server_max_window_bits = wire->server_max_window_bits.value_or(kMaxWindowBits);
     p.client_max_window_bits = wire->client_max_window_bits_value.value_or(offered_client_bits);
-    p.client_max_window_bits_offered = true;
+    p.client_max_window_bits_offered = offered_client_window;
     out = DeflateConfig{p, options.tuning};
     return Error::none;
 }

@@ -117,6 +117,10 @@ struct DeflateOptions {
     //   offer without client_max_window_bits cannot be limited (§7.1.2.2), so when this is < 15
     //   such an offer is declined. Client: the window we offer to compress with at most.
     std::uint8_t client_max_window_bits = kMaxWindowBits;
+    // Client: offer client_max_window_bits even at 15 (without a value), so a server may still
+    // ask for a smaller window. Off: an answer that limits our window fails the handshake
+    // (§7.1.2.2). Ignored by a server, and when client_max_window_bits < 15 (always offered).
+    bool offer_client_max_window_bits = true;
     DeflateTuning tuning;
 };
 
