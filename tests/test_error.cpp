@@ -50,3 +50,14 @@ TEST_CASE("errors convert to std::error_code with a message") {
     CHECK(ec.value() == static_cast<int>(Error::invalid_utf8));
     CHECK_FALSE(std::error_code(Error::none));
 }
+
+TEST_CASE("permessage-deflate errors map to their close codes") {
+    CHECK(close_code_for(Error::inflate_failed) == 1007);
+    CHECK(close_code_for(Error::deflate_failed) == 1011);  // our side failed: internal error
+    CHECK(close_code_for(Error::http_bad_extension_response) == 0);
+    CHECK(close_code_for(Error::shared_frame_compressed) == 0);
+    for (auto e : {Error::deflate_failed, Error::http_bad_extension_response,
+                   Error::shared_frame_compressed}) {
+        CHECK(describe(e) != "unknown error");
+    }
+}

@@ -1,13 +1,26 @@
 #include "proto/connection.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 
 namespace wsx::proto {
 
 namespace {
 
 constexpr std::size_t kRetainedMessageCapacity = 64 * 1024;
+
+// permessage-deflate: streaming handlers get inflated pieces of at most this size; a reassembled
+// message starts with this much room and grows geometrically.
+constexpr std::size_t kInflateChunk = 16 * 1024;
+constexpr std::size_t kMinInflateRoom = 4 * 1024;
+
+constexpr std::uint8_t kRsv1 = 0x4;
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 constexpr bool is_data_opcode(Opcode op) noexcept {
     return op == Opcode::text || op == Opcode::binary;
@@ -39,14 +52,42 @@ SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> pa
     });
 }
 
+SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> payload,
+                                 Deflater& deflater) {
+    // Every receiver must be able to inflate it whatever it received before: no shared history.
+    deflater.reset();
+    std::span<const std::uint8_t> compressed;
+    if (deflater.compress_message(payload, compressed) != Error::none) return {};
+    deflater.reset();
+    return encode_shared_frame(opcode, compressed, true, true);
+}
+
 Connection::Connection(Role role, const ConnectionOptions& options)
     : options_(options),
       fast_path_limit_(std::min(options.max_frame_size, options.max_message_size)),
-      role_(role) {}
+      role_(role) {
+    if (!options_.deflate) return;
+    const DeflateParams& p = options_.deflate->params;
+    const DeflateTuning& tuning = options_.deflate->tuning;
+    const bool server = role == Role::server;
+    // RFC 7692 §7.1: the server_* parameters govern what the server compresses, client_* what
+    // the client compresses.
+    deflate_ = std::make_unique<DeflateStreams>(DeflateStreams{
+        Deflater(server ? p.server_max_window_bits : p.client_max_window_bits,
+                 !(server ? p.server_no_context_takeover : p.client_no_context_takeover), tuning),
+        Inflater(server ? p.client_max_window_bits : p.server_max_window_bits,
+                 !(server ? p.client_no_context_takeover : p.server_no_context_takeover), tuning),
+        nullptr, ByteBuffer()});
+    // Incompressible data grows a little when deflated (stored blocks: 5 bytes per 64 KiB), so
+    // a message whose inflated size is within the limit may arrive slightly larger.
+    const std::uint64_t max = options_.max_message_size;
+    compressed_message_limit_ = saturating_add(max, max / 1024 + 1024);
+}
 
 // ---- Receiving.
 
 Connection::Event Connection::step(std::span<std::uint8_t> in, std::size_t& pos, bool streaming) {
+    if (inflating_) return inflate_step(streaming);
     if (rx_ == RxState::payload) return take_payload(in, pos, streaming);
 
     FrameHeader h;
@@ -84,7 +125,12 @@ Connection::Event Connection::step(std::span<std::uint8_t> in, std::size_t& pos,
 Connection::Event Connection::begin_frame(const FrameHeader& h) {
     const std::uint8_t rsv = static_cast<std::uint8_t>((h.rsv1 << 2) | (h.rsv2 << 1) | h.rsv3);
     // Extensions may claim RSV bits on data frames only (RFC 7692 §6: never on control frames).
-    const std::uint8_t allowed = is_control(h.opcode) ? 0 : options_.extension_rsv_bits;
+    std::uint8_t allowed = is_control(h.opcode) ? 0 : options_.extension_rsv_bits;
+    if (deflate_ && !is_control(h.opcode)) {
+        // RFC 7692 §6.1: RSV1 marks a compressed message on its first frame, and only there.
+        allowed = h.opcode == Opcode::continuation ? static_cast<std::uint8_t>(allowed & ~kRsv1)
+                                                   : static_cast<std::uint8_t>(allowed | kRsv1);
+    }
     if ((rsv & ~allowed) != 0) return fail(Error::reserved_bits_set);
     // §5.1: clients mask every frame, servers none.
     if (role_ == Role::server && !h.masked) return fail(Error::unmasked_client_frame);
@@ -108,10 +154,19 @@ Connection::Event Connection::begin_frame(const FrameHeader& h) {
                 std::vector<std::uint8_t>().swap(message_buf_);
             }
             utf8_.reset();
+            message_compressed_ = h.rsv1 && deflate_;
+            if (message_compressed_) {
+                inflated_size_ = 0;
+                inflate_tail_fed_ = false;
+                ByteBuffer& inflated = deflate_->message;
+                inflated.clear();
+                if (inflated.capacity() > kRetainedMessageCapacity) inflated.release();
+            }
         }
-        if (h.payload_length > options_.max_message_size - message_size_) {
-            return fail(Error::message_too_big);
-        }
+        // A compressed message is held to the limit once inflated too (inflate_step).
+        const std::uint64_t limit =
+            message_compressed_ ? compressed_message_limit_ : options_.max_message_size;
+        if (h.payload_length > limit - message_size_) return fail(Error::message_too_big);
         message_size_ += h.payload_length;
     }
 
@@ -146,6 +201,15 @@ Connection::Event Connection::take_payload(std::span<std::uint8_t> in, std::size
         if (!frame_done) return {};
         rx_ = RxState::header;
         return control_frame({control_buf_, control_have_});
+    }
+
+    if (message_compressed_) {
+        // The inflater reads the payload where it lies; inflate_step drains it before step()
+        // returns for more input, so the pointer never outlives `in`.
+        if (frame_done) rx_ = RxState::header;
+        deflate_->inflater.feed({data, avail});
+        inflating_ = true;
+        return inflate_step(streaming);
     }
 
     // Text is checked as it arrives, so an impossible byte fails the connection at once, not
@@ -190,6 +254,97 @@ Connection::Event Connection::take_payload(std::span<std::uint8_t> in, std::size
     ev.kind = Event::Kind::message;
     ev.payload = {message_buf_.data(), message_buf_.size()};
     return ev;
+}
+
+Connection::Event Connection::inflate_step(bool streaming) {
+    Inflater& inflater = deflate_->inflater;
+    const bool frame_done = frame_received_ == frame_.payload_length;
+    const bool message_end = frame_done && frame_.fin;
+    for (;;) {
+        // Room for at most one byte past the limit: that byte proves the message too big, so a
+        // compression bomb is cut off there instead of being inflated (1009).
+        const std::uint64_t allowance = options_.max_message_size - inflated_size_;
+        const std::uint64_t room_cap = saturating_add(allowance, 1);
+        std::span<std::uint8_t> out;
+        std::size_t base = 0;
+        if (streaming) {
+            if (!deflate_->chunk)
+                deflate_->chunk = std::make_unique_for_overwrite<std::uint8_t[]>(kInflateChunk);
+            out = {deflate_->chunk.get(),
+                   static_cast<std::size_t>(std::min<std::uint64_t>(kInflateChunk, room_cap))};
+        } else {
+            ByteBuffer& inflated = deflate_->message;
+            base = inflated.size();
+            if (inflated.capacity() - base < kMinInflateRoom) {
+                const std::uint64_t grow = std::min<std::uint64_t>(
+                    std::max<std::uint64_t>({kMinInflateRoom, base, message_size_ * 2}), room_cap);
+                inflated.reserve(base + static_cast<std::size_t>(grow));
+            }
+            const std::size_t room = static_cast<std::size_t>(
+                std::min<std::uint64_t>(inflated.capacity() - base, room_cap));
+            inflated.resize(base + room);
+            out = {inflated.data() + base, room};
+        }
+        const Inflater::Result r = inflater.inflate(out);
+        if (!streaming) deflate_->message.resize(base + r.produced);
+        if (r.status == Inflater::Status::error) return fail(inflater.error());
+        if (r.produced > allowance) return fail(Error::message_too_big);
+        inflated_size_ += r.produced;
+        const std::span<const std::uint8_t> produced = out.first(r.produced);
+        // UTF-8 is a property of the inflated text, checked as it comes out (fail fast).
+        if (message_opcode_ == Opcode::text && !produced.empty() &&
+            utf8_.feed(produced) == Utf8Status::invalid) {
+            return fail(Error::invalid_utf8);
+        }
+
+        bool done = false;
+        if (r.status == Inflater::Status::need_input) {
+            if (!message_end) {
+                inflating_ = false;
+            } else if (!inflate_tail_fed_ && message_size_ != 0) {
+                // §7.2.2: put back the 00 00 FF FF the sender removed. (A compressed message with
+                // no payload at all is taken as empty: the tail alone is no DEFLATE data.)
+                inflater.feed_tail();
+                inflate_tail_fed_ = true;
+                if (!streaming || produced.empty()) continue;
+            } else {
+                done = true;
+            }
+        }
+        if (done) {
+            inflating_ = false;
+            message_open_ = false;
+            inflater.end_message();
+            if (message_opcode_ == Opcode::text && utf8_.status() != Utf8Status::complete) {
+                return fail(Error::invalid_utf8);  // message ends inside a code point
+            }
+        }
+
+        Event ev;
+        ev.opcode = message_opcode_;
+        if (streaming) {
+            if (produced.empty() && !done) {
+                if (inflating_) continue;
+                ev.kind = frame_done ? Event::Kind::progress : Event::Kind::need_more;
+                return ev;
+            }
+            ev.kind = Event::Kind::chunk;
+            ev.payload = produced;
+            ev.first = message_first_chunk_;
+            ev.last = done;
+            message_first_chunk_ = false;
+            return ev;
+        }
+        if (done) {
+            ev.kind = Event::Kind::message;
+            ev.payload = deflate_->message.span();
+            return ev;
+        }
+        if (!inflating_) {
+            ev.kind = frame_done ? Event::Kind::progress : Event::Kind::need_more;
+            return ev;
+        }
+    }
 }
 
 Connection::Event Connection::control_frame(std::span<const std::uint8_t> payload) {
@@ -285,19 +440,26 @@ void Connection::write_frame(Opcode opcode, std::span<const std::uint8_t> payloa
     }
 }
 
-void Connection::write_message(Opcode opcode, std::span<const std::uint8_t> payload) {
+void Connection::write_message(Opcode opcode, std::span<const std::uint8_t> payload,
+                               bool compressed) {
     const std::size_t limit = options_.auto_fragment_size;
     if (limit == 0 || payload.size() <= limit) {
-        write_frame(opcode, payload, true, false);
+        write_frame(opcode, payload, true, compressed);
         return;
     }
     Opcode op = opcode;
     while (!payload.empty()) {
         const std::size_t n = std::min(limit, payload.size());
-        write_frame(op, payload.first(n), n == payload.size(), false);
+        // RFC 7692 §6.1: RSV1 on the first frame of a compressed message only.
+        write_frame(op, payload.first(n), n == payload.size(), compressed && op == opcode);
         payload = payload.subspan(n);
         op = Opcode::continuation;
     }
+}
+
+bool Connection::should_compress(Compress compress, std::size_t size) const noexcept {
+    if (!deflate_ || compress == Compress::never) return false;
+    return compress == Compress::always || size >= options_.deflate->tuning.min_compress_size;
 }
 
 void Connection::write_close_frame(std::uint16_t code, std::string_view reason) {
@@ -310,7 +472,7 @@ void Connection::write_close_frame(std::uint16_t code, std::string_view reason) 
     write_frame(Opcode::close, {payload, n}, true, false);
 }
 
-Error Connection::send(Opcode opcode, std::span<const std::uint8_t> payload) {
+Error Connection::send(Opcode opcode, std::span<const std::uint8_t> payload, Compress compress) {
     if (state_ != State::open) return Error::not_open;
     switch (opcode) {
         case Opcode::ping:
@@ -326,21 +488,34 @@ Error Connection::send(Opcode opcode, std::span<const std::uint8_t> payload) {
     if (opcode == Opcode::text && options_.validate_outgoing_utf8 && !is_valid_utf8(payload)) {
         return Error::send_invalid_utf8;
     }
-    write_message(opcode, payload);
+    if (should_compress(compress, payload.size())) {
+        std::span<const std::uint8_t> compressed;
+        if (const Error e = deflate_->deflater.compress_message(payload, compressed);
+            e != Error::none) {
+            return e;
+        }
+        write_message(opcode, compressed, true);
+        return Error::none;
+    }
+    write_message(opcode, payload, false);
     return Error::none;
 }
 
-Error Connection::send_text(std::string_view text) {
-    return send(Opcode::text, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+Error Connection::send_text(std::string_view text, Compress compress) {
+    return send(Opcode::text, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()},
+                compress);
 }
 
-Error Connection::send_binary(std::span<const std::uint8_t> data) {
-    return send(Opcode::binary, data);
+Error Connection::send_binary(std::span<const std::uint8_t> data, Compress compress) {
+    return send(Opcode::binary, data, compress);
 }
 
 Error Connection::send_reference(Opcode opcode, std::span<const std::uint8_t> payload,
-                                 SharedBuffer keep_alive) {
-    if (role_ == Role::client || options_.auto_fragment_size != 0) return send(opcode, payload);
+                                 SharedBuffer keep_alive, Compress compress) {
+    if (role_ == Role::client || options_.auto_fragment_size != 0 ||
+        should_compress(compress, payload.size())) {
+        return send(opcode, payload, compress);
+    }
     if (is_control(opcode) || opcode == Opcode::continuation) return send(opcode, payload);
     if (const Error e = check_can_send(opcode, payload.size()); e != Error::none) return e;
     if (opcode == Opcode::text && options_.validate_outgoing_utf8 && !is_valid_utf8(payload)) {
@@ -356,23 +531,41 @@ Error Connection::send_shared(const SharedBuffer& frame) {
     if (role_ == Role::client) return Error::shared_frame_client;
     if (state_ != State::open) return Error::not_open;
     if (send_message_open_) return Error::send_message_open;
+    const bool compressed = frame.size() > 0 && (frame.data()[0] & 0x40) != 0;
+    if (compressed) {
+        if (!deflate_) return Error::shared_frame_compressed;
+        // The peer's window now holds a message our compressor never saw: back-references
+        // from our next message would be off by it, so start that one from an empty window.
+        deflate_->deflater.reset();
+    }
     out_.append_reference(frame.bytes(), frame);
     return Error::none;
 }
 
-Error Connection::send_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin) {
+Error Connection::send_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin,
+                             Compress compress) {
     if (const Error e = check_can_send(opcode, payload.size()); e != Error::none) return e;
     if (is_control(opcode)) {
         if (!fin) return Error::control_frame_fragmented;  // §5.5: never fragmented
         if (opcode == Opcode::close) return Error::send_invalid_close_code;  // use close()
-    } else {
-        const Opcode message = opcode == Opcode::continuation ? send_message_opcode_ : opcode;
-        // A fragment may end inside a code point, so only whole-message validity could be
-        // checked; fragments are the application's responsibility.
-        send_message_open_ = !fin;
-        send_message_opcode_ = message;
+        write_frame(opcode, payload, fin, false);
+        return Error::none;
     }
-    write_frame(opcode, payload, fin, false);
+    const bool starts = opcode != Opcode::continuation;
+    const bool compressed = starts ? should_compress(compress, payload.size()) : send_compressed_;
+    std::span<const std::uint8_t> data = payload;
+    if (compressed) {
+        if (const Error e = deflate_->deflater.compress_fragment(payload, fin, data);
+            e != Error::none) {
+            return e;
+        }
+    }
+    // A fragment may end inside a code point, so only whole-message validity could be checked;
+    // fragments are the application's responsibility.
+    if (starts) send_message_opcode_ = opcode;
+    send_message_open_ = !fin;
+    send_compressed_ = compressed;
+    write_frame(opcode, data, fin, compressed && starts);
     return Error::none;
 }
 

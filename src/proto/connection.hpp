@@ -19,15 +19,23 @@
 //   void on_close(const CloseInfo& info);   // exactly once per connection
 // Spans passed to the handler are valid only during the call. The handler may call send_*,
 // close() and the output functions from inside a callback.
+//
+// permessage-deflate (RFC 7692), when ConnectionOptions::deflate is set: messages arriving with
+// RSV1 are inflated as their frames arrive (handlers see the inflated bytes; the size limit and the
+// UTF-8 check apply to them), and send_* compress messages of at least min_compress_size bytes.
+// Uncompressed messages still take the zero-copy path; compressed ones never do.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "proto/close.hpp"
+#include "proto/deflate.hpp"
 #include "proto/error.hpp"
 #include "proto/frame.hpp"
 #include "proto/mask.hpp"
@@ -56,7 +64,20 @@ struct ConnectionOptions {
     std::size_t auto_fragment_size = 0;
     // RSV bits an extension negotiated for this connection (0x4 = RSV1, 0x2 = RSV2, 0x1 = RSV3);
     // any other RSV bit on a received frame fails the connection with 1002 (§5.2).
+    // permessage-deflate claims RSV1 by itself (see `deflate`).
     std::uint8_t extension_rsv_bits = 0;
+    // permessage-deflate as negotiated in the handshake (negotiate_deflate() on a server,
+    // accept_deflate_response() on a client); nullopt: not in use. Received messages count
+    // against max_message_size once inflated.
+    std::optional<DeflateConfig> deflate;
+};
+
+// Whether one outgoing message is compressed, when permessage-deflate is in use (without it,
+// every message goes out uncompressed).
+enum class Compress : std::uint8_t {
+    automatic,  // when the message (for send_frame: its first fragment) has min_compress_size bytes
+    always,
+    never,
 };
 
 enum class State : std::uint8_t {
@@ -77,7 +98,8 @@ struct CloseInfo {
 
 // Streaming-mode event: a piece of a message, in order. `first` on the first piece of a message,
 // `last` on its final piece (text is UTF-8 checked before `last` is delivered, but a piece may end
-// inside a code point).
+// inside a code point). Compressed messages arrive inflated, in pieces of at most 16 KiB; their
+// last piece may be empty.
 struct DataChunk {
     Opcode opcode;  // text or binary: the message's type, also for continuation frames
     std::span<const std::uint8_t> data;
@@ -106,6 +128,13 @@ concept MessageHandler = requires(H& h, std::span<const std::uint8_t> p) {
 SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> payload,
                                  bool fin = true, bool rsv1 = false);
 
+// The same, compressed once by `deflater` (RSV1 set, RFC 7692 §7.2.1) and starting from an empty
+// window, so any server connection with permessage-deflate can send_shared() it, provided its
+// negotiated server_max_window_bits is at least deflater.window_bits(). Empty when zlib cannot
+// allocate its state.
+SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> payload,
+                                 Deflater& deflater);
+
 class Connection {
   public:
     explicit Connection(Role role, const ConnectionOptions& options = {});
@@ -122,19 +151,25 @@ class Connection {
     void transport_closed(Handler& handler);
 
     // ---- Sending. Each returns Error::none or why nothing was queued.
-    Error send_text(std::string_view text);
-    Error send_binary(std::span<const std::uint8_t> data);
-    Error send(Opcode opcode, std::span<const std::uint8_t> payload);
+    Error send_text(std::string_view text, Compress compress = Compress::automatic);
+    Error send_binary(std::span<const std::uint8_t> data, Compress compress = Compress::automatic);
+    Error send(Opcode opcode, std::span<const std::uint8_t> payload,
+               Compress compress = Compress::automatic);
     // Like send(), but a server references `payload` instead of copying it: `keep_alive` owns the
     // bytes, or (when empty) the caller keeps them alive until they are consumed from the output.
-    // A client must mask, so it copies anyway.
+    // A client must mask, and a compressed message is new bytes, so those copy anyway.
     Error send_reference(Opcode opcode, std::span<const std::uint8_t> payload,
-                         SharedBuffer keep_alive = {});
-    // Queues a frame made by encode_shared_frame() (server role only).
+                         SharedBuffer keep_alive = {}, Compress compress = Compress::automatic);
+    // Queues a frame made by encode_shared_frame() (server role only). A compressed one needs
+    // permessage-deflate; with context takeover our compressor then restarts from an empty window,
+    // since the peer's window now holds a message our compressor never saw.
     Error send_shared(const SharedBuffer& frame);
     // One frame of a fragmented message: opcode text/binary starts it, continuation goes on;
-    // fin = true ends it. Control frames may be sent between fragments.
-    Error send_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin);
+    // fin = true ends it. Control frames may be sent between fragments. Whether the message is
+    // compressed is decided on its first frame (`compress` is ignored on continuations); each
+    // compressed fragment is flushed, so the peer can inflate it at once.
+    Error send_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin,
+                     Compress compress = Compress::automatic);
     Error ping(std::span<const std::uint8_t> payload = {});
     Error pong(std::span<const std::uint8_t> payload = {});
     // Starts the close handshake. code 0 sends a close frame with no payload.
@@ -157,6 +192,11 @@ class Connection {
         return state_ == State::closed && (role_ == Role::server || failed_);
     }
     const ConnectionOptions& options() const noexcept { return options_; }
+    // The permessage-deflate parameters in force, or nullptr (e.g. to group connections that can
+    // share one compressed broadcast frame).
+    const DeflateParams* deflate_params() const noexcept {
+        return options_.deflate ? &options_.deflate->params : nullptr;
+    }
 
   private:
     enum class RxState : std::uint8_t { header, payload, closed };
@@ -180,6 +220,7 @@ class Connection {
     Event begin_frame(const FrameHeader& h);
     Event take_payload(std::span<std::uint8_t> in, std::size_t& pos, bool streaming);
     Event control_frame(std::span<const std::uint8_t> payload);
+    Event inflate_step(bool streaming);
     Event fail(Error e);
     Event abnormal_close();
 
@@ -188,7 +229,8 @@ class Connection {
 
     Error check_can_send(Opcode opcode, std::size_t payload_size) const noexcept;
     void write_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin, bool rsv1);
-    void write_message(Opcode opcode, std::span<const std::uint8_t> payload);
+    void write_message(Opcode opcode, std::span<const std::uint8_t> payload, bool compressed);
+    bool should_compress(Compress compress, std::size_t size) const noexcept;
     void write_close_frame(std::uint16_t code, std::string_view reason);
 
     ConnectionOptions options_;
@@ -213,11 +255,27 @@ class Connection {
     Utf8Validator utf8_;
     std::vector<std::uint8_t> message_buf_;
 
+    // permessage-deflate, receive side.
+    bool message_compressed_ = false;  // the open message arrived with RSV1
+    bool inflating_ = false;           // the inflater holds input it has not finished with
+    bool inflate_tail_fed_ = false;
+    std::uint64_t inflated_size_ = 0;
+    std::uint64_t compressed_message_limit_ = 0;
+
     // Send side.
     bool send_message_open_ = false;
+    bool send_compressed_ = false;  // the fragmented message being sent is compressed
     Opcode send_message_opcode_ = Opcode::binary;
     OutputQueue out_;
     MaskKeySource mask_keys_;  // client role only
+
+    struct DeflateStreams {
+        Deflater deflater;                      // our direction
+        Inflater inflater;                      // the peer's direction
+        std::unique_ptr<std::uint8_t[]> chunk;  // streaming-mode output, made on first use
+        ByteBuffer message;                     // a compressed message, inflated
+    };
+    std::unique_ptr<DeflateStreams> deflate_;  // only when permessage-deflate is in use
 
     std::uint8_t header_buf_[kMaxFrameHeaderSize];
     std::uint8_t control_buf_[kMaxControlPayload];

@@ -40,6 +40,8 @@ std::string_view describe(Error e) noexcept {
             return "close reason is not valid UTF-8";
         case Error::inflate_failed:
             return "compressed payload could not be inflated";
+        case Error::deflate_failed:
+            return "compressor could not allocate its state";
         case Error::http_malformed:
             return "malformed HTTP request";
         case Error::http_method_not_get:
@@ -70,6 +72,8 @@ std::string_view describe(Error e) noexcept {
             return "server accepted an extension not offered";
         case Error::http_unrequested_protocol:
             return "server chose a subprotocol not offered";
+        case Error::http_bad_extension_response:
+            return "server's permessage-deflate answer does not match the offer";
         case Error::abnormal_closure:
             return "connection closed without a close handshake";
         case Error::not_open:
@@ -88,6 +92,8 @@ std::string_view describe(Error e) noexcept {
             return "control frames are sent with ping(), pong() and close()";
         case Error::shared_frame_client:
             return "a client cannot send pre-encoded frames";
+        case Error::shared_frame_compressed:
+            return "compressed frame on a connection without permessage-deflate";
     }
     return "unknown error";
 }

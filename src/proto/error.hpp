@@ -36,6 +36,7 @@ enum class Error : std::uint8_t {
 
     // permessage-deflate (RFC 7692).
     inflate_failed,  // compressed data zlib rejects
+    deflate_failed,  // zlib could not allocate its state (an internal error, 1011)
 
     // Opening handshake, server side (§4.2.1) — each maps to an HTTP status.
     http_malformed,                   // request line or header syntax
@@ -51,10 +52,11 @@ enum class Error : std::uint8_t {
     http_too_many_connections,        // 503
 
     // Opening handshake, client side (§4.2.2, validating the server's answer).
-    http_bad_status,             // not 101
-    http_bad_accept,             // Sec-WebSocket-Accept does not match the key
-    http_unrequested_extension,  // extension the client did not offer
-    http_unrequested_protocol,   // subprotocol the client did not offer
+    http_bad_status,              // not 101
+    http_bad_accept,              // Sec-WebSocket-Accept does not match the key
+    http_unrequested_extension,   // extension the client did not offer
+    http_unrequested_protocol,    // subprotocol the client did not offer
+    http_bad_extension_response,  // permessage-deflate answer the offer does not allow (RFC 7692)
 
     // The transport ended without a close handshake (reported as 1006, never sent).
     abnormal_closure,
@@ -68,6 +70,7 @@ enum class Error : std::uint8_t {
     send_invalid_utf8,        // text message or close reason that is not UTF-8
     send_not_a_message,       // send() of a control opcode: use ping(), pong() or close()
     shared_frame_client,      // a client must mask each frame, so it cannot send shared frames
+    shared_frame_compressed,  // compressed (RSV1) shared frame without permessage-deflate
 };
 
 // The close code an endpoint sends when it fails the connection for this error (RFC 6455 §7.4.1),
@@ -83,6 +86,8 @@ constexpr std::uint16_t close_code_for(Error e) noexcept {
         case Error::frame_too_big:
         case Error::message_too_big:
             return 1009;
+        case Error::deflate_failed:
+            return 1011;
         case Error::reserved_opcode:
         case Error::reserved_bits_set:
         case Error::control_frame_too_long:
