@@ -2,8 +2,11 @@
 //
 // Each line of standard input goes out as one text message (or binary, with --binary); each
 // message received is written to standard output, text as it is plus a newline, binary as hex.
-// At the end of input it sends close 1000 and exits after the close handshake, so it works in
-// pipelines and scripts as well as interactively. Progress and errors go to standard error.
+// At the end of input it waits until nothing arrived for --linger milliseconds (the answers to
+// the last lines are usually still on their way: a server may reply to a close before its
+// application saw the messages ahead of it), then sends close 1000 and exits after the close
+// handshake. So it works in pipelines and scripts as well as interactively. Progress and errors
+// go to standard error.
 //
 // Exit status: 0 after a clean close with 1000, 1001 or no code; 1 when connecting failed or the
 // connection ended otherwise; 2 for bad usage.
@@ -38,11 +41,13 @@ int connect_usage() {
     std::fprintf(stderr,
                  "usage: wsx connect ws://HOST[:PORT][/PATH] [options]\n"
                  "  sends each line of stdin as a message, prints each message received;\n"
-                 "  at end of input closes with 1000 and exits after the close handshake\n"
+                 "  at end of input, once nothing arrived for --linger ms, closes with 1000\n"
+                 "  and exits after the close handshake\n"
                  "  --origin ORIGIN          send an Origin header\n"
                  "  --protocol NAME          offer a subprotocol (repeatable)\n"
                  "  --header 'NAME: VALUE'   add a request header (repeatable)\n"
                  "  --binary                 send lines as binary messages\n"
+                 "  --linger MS              quiet time before the close at end of input (500)\n"
                  "  --connect-timeout MS     TCP connect and handshake timeout (10000)\n"
                  "  --max-message BYTES      largest message accepted (16 MiB)\n"
                  "  --backend epoll|poll|kqueue\n"
@@ -172,8 +177,10 @@ class StdinPump {
 
 class ConnectApp final : public net::SessionHandler {
   public:
-    ConnectApp(net::Reactor& reactor, bool binary, bool quiet)
-        : reactor_(reactor), input_(reactor), binary_(binary), quiet_(quiet) {}
+    ConnectApp(net::Reactor& reactor, bool binary, bool quiet, std::chrono::milliseconds linger)
+        : reactor_(reactor), input_(reactor), binary_(binary), quiet_(quiet), linger_(linger) {
+        linger_timer_.bind<&ConnectApp::on_linger>(this);
+    }
 
     int exit_code() const noexcept { return exit_code_; }
 
@@ -196,6 +203,7 @@ class ConnectApp final : public net::SessionHandler {
 
     void on_message(WsSession&, proto::Opcode opcode,
                     std::span<const std::uint8_t> payload) override {
+        if (linger_timer_.armed()) reactor_.arm(linger_timer_, linger_);
         if (opcode == proto::Opcode::text) {
             std::fwrite(payload.data(), 1, payload.size(), stdout);
         } else {
@@ -216,6 +224,7 @@ class ConnectApp final : public net::SessionHandler {
 
     void on_close(WsSession&, const proto::CloseInfo& info) override {
         session_ = nullptr;
+        linger_timer_.cancel();
         const bool normal = info.clean && (info.code == proto::close_code::kNormal ||
                                            info.code == proto::close_code::kGoingAway ||
                                            info.code == proto::close_code::kNoStatus);
@@ -255,10 +264,14 @@ class ConnectApp final : public net::SessionHandler {
             }
             if (session_ == nullptr) return;
         }
-        if (input_.finished()) {
+        if (input_.finished() && !linger_timer_.armed()) {
             closing_ = true;
-            static_cast<void>(session_->close(proto::close_code::kNormal));
+            reactor_.arm(linger_timer_, linger_);
         }
+    }
+
+    void on_linger() {
+        if (session_ != nullptr) static_cast<void>(session_->close(proto::close_code::kNormal));
     }
 
     net::Reactor& reactor_;
@@ -266,7 +279,9 @@ class ConnectApp final : public net::SessionHandler {
     WsSession* session_ = nullptr;
     bool binary_;
     bool quiet_;
-    bool closing_ = false;
+    std::chrono::milliseconds linger_;
+    net::Timer linger_timer_;
+    bool closing_ = false;  // input ended: the close follows the linger time
     std::size_t line_number_ = 0;
     int exit_code_ = 1;
 };
@@ -290,6 +305,7 @@ int connect_command(std::span<char*> args) {
     net::Backend backend = net::Backend::automatic;
     bool binary = false;
     bool quiet = false;
+    std::chrono::milliseconds linger{500};
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view arg = args[i];
         if (arg == "--help" || arg == "-h") return connect_usage();
@@ -333,6 +349,10 @@ int connect_command(std::span<char*> args) {
             unsigned ms = 0;
             ok = parse_number(value, ms) && ms > 0;
             options.connect_timeout = options.handshake_timeout = std::chrono::milliseconds(ms);
+        } else if (arg == "--linger") {
+            unsigned ms = 0;
+            ok = parse_number(value, ms);
+            linger = std::chrono::milliseconds(ms);
         } else if (arg == "--max-message") {
             std::uint64_t bytes = 0;
             ok = parse_number(value, bytes) && bytes > 0;
@@ -357,7 +377,7 @@ int connect_command(std::span<char*> args) {
         return 1;
     }
     net::Reactor& reactor = *created.value;
-    ConnectApp app(reactor, binary, quiet);
+    ConnectApp app(reactor, binary, quiet, linger);
     {
         net::Client client(reactor, options);
         client.connect(std::move(request), app,
