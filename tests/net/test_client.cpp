@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
@@ -295,6 +296,35 @@ TEST_CASE_TEMPLATE("client resolves localhost off the reactor thread and connect
     REQUIRE(app.session->send_text("via localhost") == wsx::net::SendStatus::ok);
     REQUIRE(run_until(*reactor, [&] { return app.messages.size() == 1; }));
     CHECK(app.messages[0].second == "via localhost");
+}
+
+TEST_CASE_TEMPLATE("client connects to an IPv6 literal in brackets", B, WSX_NET_TEST_BACKENDS) {
+    EchoRecorder echo;
+    wsx::net::ServerOptions server_options = test_options(B::value);
+    server_options.address = "::1";
+    wsx::net::Server server(server_options, echo);
+    if (const wsx::net::SysStatus started = server.start(); !started.ok()) {
+        // A host without IPv6 loopback cannot run this case; nothing about the client is wrong.
+        REQUIRE((started.error == EADDRNOTAVAIL || started.error == EAFNOSUPPORT));
+        MESSAGE("no IPv6 loopback here: ", std::strerror(started.error));
+        return;
+    }
+    auto reactor = make_reactor(B::value);
+    Recorder app;
+    Failures failures;
+    Client client(*reactor, quick_options());
+    client.connect({.url = "ws://[::1]:" + std::to_string(server.port()) + "/"}, app,
+                   failures.callback());
+    REQUIRE(run_until(*reactor, [&] { return app.opened == 1 || failures.calls > 0; }));
+    REQUIRE_MESSAGE(failures.calls == 0, failures.last.message());
+    CHECK(app.session->peer().family() == AF_INET6);
+    REQUIRE(app.session->send_text("over IPv6") == wsx::net::SendStatus::ok);
+    REQUIRE(run_until(*reactor, [&] { return app.messages.size() == 1; }));
+    CHECK(app.messages[0].second == "over IPv6");
+    REQUIRE(app.session->close() == wsx::net::SendStatus::ok);
+    REQUIRE(run_until(*reactor, [&] { return app.closed == 1; }));
+    server.stop();
+    server.wait();
 }
 
 TEST_CASE_TEMPLATE("client sends Origin, subprotocol offers and extra headers in its request", B,
