@@ -26,6 +26,14 @@ function runConnect(wsx, args, input) {
   }), `wsx connect ${args.join(' ')}`);
 }
 
+// The server's 'close' event may come after the client process ended.
+function closed(session) {
+  return within(TIMEOUT, new Promise((resolve) => {
+    const poll = () => (session.closeCode !== undefined ? resolve() : setTimeout(poll, 5));
+    poll();
+  }), 'the server-side close');
+}
+
 async function main() {
   const wsx = process.argv[2];
   const checks = new Checks('wsx connect vs node ws server');
@@ -66,10 +74,7 @@ async function main() {
     checks.equal((s.headers || {}).host, `127.0.0.1:${port}`, 'Host header');
     checks.equal(s.protocol, 'chat.v2', 'negotiated subprotocol');
     checks.equal(s.messages, lines.length, 'messages the server received');
-    await within(TIMEOUT, new Promise((resolve) => {
-      const poll = () => (s.closeCode !== undefined ? resolve() : setTimeout(poll, 10));
-      poll();
-    }), 'server-side close');
+    await closed(s);
     checks.equal(s.closeCode, 1000, 'close code at end of input');
 
     r = await runConnect(wsx, [url, '--binary', '--quiet'], Buffer.from('AB\n\x00\xff\n', 'latin1'));
@@ -80,7 +85,9 @@ async function main() {
     checks.equal(r.out, 'one\n', "output before the server's close");
     checks.check(r.err.includes('4001'), `the server's close code is reported: ${r.err}`);
     checks.equal(r.code, 1, 'exit status after an unusual close code');
-    checks.equal(sessions[sessions.length - 1].closeCode, 4001, 'client echoed close 4001');
+    const last = sessions[sessions.length - 1];
+    await closed(last);
+    checks.equal(last.closeCode, 4001, 'client echoed close 4001');
 
     r = await runConnect(wsx, [url, '--origin', 'http://evil.example'], '');
     checks.equal(r.code, 1, 'exit status when the server answers 403');

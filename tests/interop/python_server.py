@@ -48,6 +48,14 @@ def process_request(path, headers):
     return None
 
 
+async def closed(session):
+    """The server's handler may see the close after the client process ended."""
+    for _ in range(TIMEOUT * 100):
+        if "close_code" in session:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def run_connect(wsx, args, stdin):
     proc = await asyncio.create_subprocess_exec(
         wsx, "connect", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -84,6 +92,7 @@ async def main(wsx):
         checks.equal(headers.get("Host"), f"127.0.0.1:{port}", "Host header")
         checks.equal(session.get("subprotocol"), "chat.v2", "negotiated subprotocol")
         checks.equal(session.get("messages"), len(lines), "messages the server received")
+        await closed(session)
         checks.equal(session.get("close_code"), 1000, "close code at end of input")
 
         code, out, err = await run_connect(wsx, [url, "--binary", "--quiet"], b"AB\n\x00\xff\n")
@@ -95,6 +104,7 @@ async def main(wsx):
         checks.equal(out.decode(), "one\n", "output before the server's close")
         checks.check(b"4001" in err, f"the server's close code is reported: {err.decode()}")
         checks.equal(code, 1, "exit status after an unusual close code")
+        await closed(echo.sessions[-1])
         checks.equal(echo.sessions[-1].get("close_code"), 4001, "client echoed close 4001")
 
         # Refusals reach the user as precise messages and exit status 1.
