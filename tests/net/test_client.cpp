@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "client_test_support.hpp"
 #include "net/client.hpp"
 #include "net/server.hpp"
 #include "proto/connection.hpp"
@@ -28,16 +29,19 @@ using wsx::net::ConnectErrc;
 using wsx::net::ConnectError;
 using wsx::net::ConnectRequest;
 using wsx::net::Reactor;
-using wsx::net::Reconnector;
-using wsx::net::ReconnectPolicy;
 using wsx::net::SessionHandler;
 using wsx::net::SocketAddress;
 using wsx::net::SysResult;
 using wsx::net::WsSession;
 using wsx::net::testing::bytes_of;
 using wsx::net::testing::EchoRecorder;
+using wsx::net::testing::Failures;
+using wsx::net::testing::free_port;
+using wsx::net::testing::local_url;
 using wsx::net::testing::make_reactor;
+using wsx::net::testing::quick_options;
 using wsx::net::testing::read_until_eof;
+using wsx::net::testing::Recorder;
 using wsx::net::testing::run_until;
 using wsx::net::testing::send_all;
 using wsx::net::testing::test_options;
@@ -52,72 +56,6 @@ namespace {
 // RFC 1035 §2.3.4 caps a label at 63 octets, so the resolver refuses this name locally, without
 // asking a DNS server (and .invalid never resolves anyway, RFC 6761 §6.4).
 const std::string kUnresolvableHost = std::string(64, 'a') + ".invalid";
-
-// What the application saw of its client sessions.
-struct Recorder : SessionHandler {
-    int opened = 0;
-    int closed = 0;
-    std::string protocol;
-    std::string target;
-    WsSession* session = nullptr;
-    std::vector<std::pair<Opcode, std::string>> messages;
-    std::uint16_t close_code = 0;
-    std::string close_reason;
-    bool clean = false;
-    Error close_error = Error::none;
-
-    void on_open(WsSession& s) override {
-        ++opened;
-        session = &s;
-        protocol = s.protocol();
-        target = s.target();
-        CHECK(s.role() == wsx::proto::Role::client);
-    }
-    void on_message(WsSession&, Opcode opcode, std::span<const std::uint8_t> payload) override {
-        messages.emplace_back(opcode, text_of(payload));
-    }
-    void on_close(WsSession&, const wsx::proto::CloseInfo& info) override {
-        ++closed;
-        session = nullptr;
-        close_code = info.code;
-        close_reason = std::string(info.reason);
-        clean = info.clean;
-        close_error = info.error;
-    }
-};
-
-// Counts failure callbacks and keeps the last error.
-struct Failures {
-    int calls = 0;
-    ConnectError last;
-    Client::FailureCallback callback() {
-        return [this](const ConnectError& error) {
-            ++calls;
-            last = error;
-        };
-    }
-};
-
-ClientOptions quick_options() {
-    ClientOptions options;
-    options.connect_timeout = 2000ms;
-    options.handshake_timeout = 2000ms;
-    options.session.close_timeout = 2000ms;
-    return options;
-}
-
-std::string local_url(std::uint16_t port, const std::string& path = "/") {
-    return "ws://127.0.0.1:" + std::to_string(port) + path;
-}
-
-// A port nothing listens on: bound by the kernel, then released.
-std::uint16_t free_port() {
-    const SysResult<int> listening = wsx::net::listen_tcp(SocketAddress::loopback_v4(0));
-    REQUIRE(listening.ok());
-    const std::uint16_t port = SocketAddress::local_of(listening.value).value.port();
-    REQUIRE(wsx::net::close_fd(listening.value).ok());
-    return port;
-}
 
 // A listener that accepts nothing (the kernel still completes TCP handshakes into its queue).
 struct SilentListener {
@@ -606,63 +544,4 @@ TEST_CASE_TEMPLATE("a failure callback may destroy the client", B, WSX_NET_TEST_
     });
     REQUIRE(run_until(*reactor, [&] { return calls == 1; }));
     CHECK(client == nullptr);
-}
-
-TEST_CASE("reconnect delays double from the initial delay up to the maximum") {
-    auto reactor = make_reactor(wsx::net::Backend::poll);
-    Recorder app;
-    Client client(*reactor, quick_options());
-    Reconnector reconnector(client, {.url = "ws://127.0.0.1:1/"}, app,
-                            {.initial_delay = 100ms, .max_delay = 1000ms});
-    CHECK(reconnector.delay_after(0) == 100ms);
-    CHECK(reconnector.delay_after(1) == 200ms);
-    CHECK(reconnector.delay_after(3) == 800ms);
-    CHECK(reconnector.delay_after(4) == 1000ms);
-    CHECK(reconnector.delay_after(60) == 1000ms);
-}
-
-TEST_CASE_TEMPLATE("the reconnector gives up after max_attempts refused connects", B,
-                   WSX_NET_TEST_BACKENDS) {
-    const std::uint16_t port = free_port();
-    auto reactor = make_reactor(B::value);
-    Recorder app;
-    Client client(*reactor, quick_options());
-    int failed = 0;
-    bool gave_up = false;
-    Reconnector reconnector(
-        client, {.url = local_url(port)}, app,
-        {.initial_delay = 5ms, .max_delay = 20ms, .jitter = 0.5, .max_attempts = 3},
-        [&](const ConnectError& error) {
-            ++failed;
-            CHECK(error.code == ConnectErrc::connection_refused);
-        },
-        [&] { gave_up = true; });
-    reconnector.start();
-    REQUIRE(run_until(*reactor, [&] { return gave_up; }));
-    CHECK(failed == 3);
-    CHECK(reconnector.failures() == 3);
-    CHECK_FALSE(reconnector.running());
-}
-
-TEST_CASE_TEMPLATE("the reconnector opens a new session after the last one closed", B,
-                   WSX_NET_TEST_BACKENDS) {
-    EchoRecorder echo;
-    TestServer server(test_options(B::value), echo);
-    auto reactor = make_reactor(B::value);
-    Recorder app;
-    Client client(*reactor, quick_options());
-    Reconnector reconnector(client, {.url = local_url(server.port())}, app,
-                            {.initial_delay = 10ms, .max_delay = 50ms});
-    reconnector.start();
-    REQUIRE(run_until(*reactor, [&] { return app.opened == 1; }));
-    REQUIRE(reconnector.session() != nullptr);
-    REQUIRE(app.session->close(1000) == wsx::net::SendStatus::ok);
-    REQUIRE(run_until(*reactor, [&] { return app.opened == 2; }));
-    CHECK(app.closed == 1);
-    reconnector.stop();
-    REQUIRE(app.session->close(1000) == wsx::net::SendStatus::ok);
-    REQUIRE(run_until(*reactor, [&] { return app.closed == 2; }));
-    for (int i = 0; i < 5; ++i)
-        static_cast<void>(reactor->run_once(20ms));
-    CHECK(app.opened == 2);
 }
