@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "commands.hpp"
 #include "net/reactor.hpp"
 #include "net/server.hpp"
 #include "proto/connection.hpp"
@@ -165,7 +166,10 @@ int usage() {
                  "  echo     WebSocket echo server; stops gracefully on SIGINT/SIGTERM\n"
                  "           [--port 8080] [--address 0.0.0.0] [--threads N (0: per core)]\n"
                  "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
-                 "           [--backend epoll|poll|kqueue]\n");
+                 "           [--backend epoll|poll|kqueue]\n"
+                 "  connect  WebSocket client: stdin lines out, messages to stdout (--help)\n"
+                 "  autobahn-server  echo testee for the Autobahn fuzzingclient\n"
+                 "  autobahn-client  testee for the Autobahn fuzzingserver\n");
     return 2;
 }
 
@@ -275,7 +279,10 @@ int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string_view command = argv[1];
     if (command == "demo") return demo();
-    if (command == "echo")
-        return echo(std::span<char*>(argv + 2, static_cast<std::size_t>(argc - 2)));
+    const std::span<char*> args(argv + 2, static_cast<std::size_t>(argc - 2));
+    if (command == "echo") return echo(args);
+    if (command == "connect") return wsx::apps::connect_command(args);
+    if (command == "autobahn-server") return wsx::apps::autobahn_server_command(args);
+    if (command == "autobahn-client") return wsx::apps::autobahn_client_command(args);
     return usage();
 }
