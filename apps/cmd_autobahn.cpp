@@ -216,6 +216,8 @@ int autobahn_server_command(std::span<char*> args) {
         }
     }
     configure_testee_session(options.session, max_message);
+    // Autobahn's cases 12 and 13 exercise permessage-deflate (RFC 7692).
+    options.deflate.emplace();
 
     // The stop signals are taken synchronously by this thread; the server threads inherit the
     // blocked mask.
@@ -291,6 +293,8 @@ int autobahn_client_command(std::span<char*> args) {
     }
     net::ClientOptions options;
     configure_testee_session(options.session, max_message);
+    // Offered on every case; the fuzzingserver's cases 12 and 13 accept it (RFC 7692).
+    options.deflate.emplace();
     net::Client client(*created.value, options);
     SuiteDriver driver(client, base, agent);
     driver.start();

@@ -166,7 +166,7 @@ int usage() {
                  "  echo     WebSocket echo server; stops gracefully on SIGINT/SIGTERM\n"
                  "           [--port 8080] [--address 0.0.0.0] [--threads N (0: per core)]\n"
                  "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
-                 "           [--backend epoll|poll|kqueue]\n"
+                 "           [--backend epoll|poll|kqueue] [--deflate | --no-deflate]\n"
                  "  connect  WebSocket client: stdin lines out, messages to stdout (--help)\n"
                  "  autobahn-server  echo testee for the Autobahn fuzzingclient\n"
                  "  autobahn-client  testee for the Autobahn fuzzingserver\n");
@@ -208,6 +208,12 @@ int echo(std::span<char*> args) {
     std::uint64_t max_message = options.session.connection.max_message_size;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view flag = args[i];
+        if (flag == "--deflate" || flag == "--no-deflate") {
+            // RFC 7692 permessage-deflate, with every parameter a client may ask for.
+            options.deflate.reset();
+            if (flag == "--deflate") options.deflate.emplace();
+            continue;
+        }
         if (i + 1 == args.size()) {
             std::fprintf(stderr, "wsx echo: %s needs a value\n", args[i]);
             return usage();

@@ -341,6 +341,9 @@ class Attempt final : public IoHandler {
         options.protocols = request_.protocols;
         options.extra_headers = request_.headers;
         options.limits = client_.options.response_limits;
+        if (const proto::DeflateOptions* deflate = deflate_options()) {
+            options.extensions = proto::write_deflate_offer(*deflate);
+        }
         handshake_ = proto::ClientHandshake::create(std::move(options));
         if (!handshake_) {
             ConnectError error = make_error(ConnectErrc::system, address_to_string(peer_));
@@ -418,10 +421,29 @@ class Attempt final : public IoHandler {
             fail(std::move(error));
             return;
         }
-        succeed();
+        // The handshake already refused extensions we did not offer (RFC 6455 §4.1 item 6);
+        // what is left is ours to check against the offer (RFC 7692 §5.1).
+        std::optional<proto::DeflateConfig> deflate;
+        if (const proto::DeflateOptions* offered = deflate_options()) {
+            const proto::Error checked =
+                proto::accept_deflate_response(handshake_->extensions(), *offered, deflate);
+            if (checked != proto::Error::none) {
+                ConnectError error =
+                    make_error(ConnectErrc::bad_response, address_to_string(peer_));
+                error.handshake_error = checked;
+                fail(std::move(error));
+                return;
+            }
+        }
+        succeed(std::move(deflate));
     }
 
-    void succeed() {
+    const proto::DeflateOptions* deflate_options() const noexcept {
+        if (request_.deflate) return &*request_.deflate;
+        return client_.options.deflate ? &*client_.options.deflate : nullptr;
+    }
+
+    void succeed(std::optional<proto::DeflateConfig> deflate) {
         timer_.cancel();
         static_cast<void>(client_.reactor.remove(fd_));  // the session registers it again
         SessionStart start;
@@ -435,6 +457,7 @@ class Attempt final : public IoHandler {
         start.protocol = std::string(handshake_->protocol());
         start.target = url_.target;
         start.peer = peer_;
+        start.deflate = std::move(deflate);
         fd_ = -1;  // the session owns it now
         // Keeps this attempt (and early_bytes, which point into it) alive through adopt().
         const std::unique_ptr<Attempt> self = client_.take(id_);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "net/reactor.hpp"
 #include "net/resolver.hpp"
 #include "net/ws_session.hpp"
+#include "proto/deflate.hpp"
 #include "proto/error.hpp"
 #include "proto/handshake.hpp"
 
@@ -43,6 +45,9 @@ struct ClientOptions {
     proto::HttpLimits response_limits{};
     // The sessions' shared read buffer.
     std::size_t read_buffer_size = SessionHost::kDefaultReadBufferSize;
+    // permessage-deflate (RFC 7692) offered on every connection; nullopt: no offer. A request's
+    // own `deflate` takes precedence.
+    std::optional<proto::DeflateOptions> deflate{};
 };
 
 // One connection to open.
@@ -54,6 +59,10 @@ struct ConnectRequest {
     // Extra request headers (cookies, authorization ...), written as given: valid field syntax,
     // no CR or LF, and none of the handshake's own headers.
     std::vector<std::pair<std::string, std::string>> headers{};
+    // permessage-deflate to offer on this connection; nullopt: ClientOptions::deflate applies.
+    // An answer that breaks the offer fails the connect (bad_response, with
+    // http_bad_extension_response); a server that declines leaves the session uncompressed.
+    std::optional<proto::DeflateOptions> deflate{};
 };
 
 enum class ConnectErrc : std::uint8_t {

@@ -415,8 +415,14 @@ void HttpConnection::upgrade() {
     start.role = proto::Role::server;
     start.handler = &server.handler;
     start.options = &server.options.session;
+    // RFC 7692 §5: a malformed Sec-WebSocket-Extensions header is declined, not refused.
+    const std::optional<proto::DeflateOptions>& deflate = server.options.deflate;
+    if (deflate && !request.extensions_malformed) {
+        start.deflate = proto::negotiate_deflate(request.extensions, *deflate);
+    }
     // Written by the session ahead of any frame, so it is never interleaved with on_open's sends.
-    start.preamble = handshake_.accept_response();
+    start.preamble = handshake_.accept_response(
+        start.deflate ? proto::write_deflate_response(start.deflate->params) : std::string());
     const std::size_t consumed = handshake_.consumed();
     start.early_bytes = {reinterpret_cast<const std::uint8_t*>(in_.data()) + consumed,
                          in_.size() - consumed};

@@ -31,12 +31,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "net/reactor.hpp"
 #include "net/sys_result.hpp"
 #include "net/ws_session.hpp"
+#include "proto/deflate.hpp"
 #include "proto/handshake.hpp"
 
 namespace wsx::net {
@@ -62,6 +64,11 @@ struct ServerOptions {
     proto::ServerOptions handshake{};
     // Limits (→ 1009), heartbeat, timeouts and backpressure of every session.
     SessionOptions session{};
+    // permessage-deflate (RFC 7692): what the server agrees to when a client offers it; nullopt:
+    // offers are ignored (the 101 carries no extension). Off by default: compression costs CPU
+    // and memory per connection, and compressed secrets next to attacker-chosen data leak
+    // through the size (CRIME/BREACH).
+    std::optional<proto::DeflateOptions> deflate{};
 
     // From accept to a complete request; a silent or slow client is disconnected after it.
     std::chrono::milliseconds handshake_timeout{10'000};

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -156,6 +157,9 @@ struct SessionStart {
     std::string protocol;  // the negotiated subprotocol, if any
     std::string target;    // the request target (path and query)
     SocketAddress peer;
+    // permessage-deflate as negotiated in the handshake; it replaces
+    // options->connection.deflate, which a handshake did not agree on.
+    std::optional<proto::DeflateConfig> deflate;
 };
 
 class WsSession final : public IoHandler {
@@ -173,6 +177,8 @@ class WsSession final : public IoHandler {
     const SocketAddress& peer() const noexcept { return peer_; }
     SessionHost& host() const noexcept { return host_; }
     Reactor& reactor() const noexcept;
+    // The permessage-deflate parameters agreed in the handshake, or nullptr (not in use).
+    const proto::DeflateParams* deflate_params() const noexcept { return conn_.deflate_params(); }
     void* user_data() const noexcept { return user_data_; }
     void set_user_data(void* data) noexcept { user_data_ = data; }
 
