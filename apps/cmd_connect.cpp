@@ -1,7 +1,8 @@
 // wsx connect: a command-line WebSocket client.
 //
-// Each line of standard input goes out as one text message (or binary, with --binary); each
-// message received is written to standard output, text as it is plus a newline, binary as hex.
+// Each line of standard input (or each --send argument) goes out as one text message (or binary,
+// with --binary); each message received is written to standard output, text as it is plus a
+// newline, binary as hex. With --count N it closes with 1000 once N messages arrived.
 // At the end of input it waits until nothing arrived for --linger milliseconds (the answers to
 // the last lines are usually still on their way: a server may reply to a close before its
 // application saw the messages ahead of it), then sends close 1000 and exits after the close
@@ -37,8 +38,8 @@ namespace {
 
 using net::WsSession;
 
-int connect_usage() {
-    std::fprintf(stderr,
+void print_connect_help(std::FILE* out) {
+    std::fprintf(out,
                  "usage: wsx connect ws://HOST[:PORT][/PATH] [options]\n"
                  "  sends each line of stdin as a message, prints each message received;\n"
                  "  at end of input, once nothing arrived for --linger ms, closes with 1000\n"
@@ -46,12 +47,19 @@ int connect_usage() {
                  "  --origin ORIGIN          send an Origin header\n"
                  "  --protocol NAME          offer a subprotocol (repeatable)\n"
                  "  --header 'NAME: VALUE'   add a request header (repeatable)\n"
+                 "  --send TEXT              send TEXT instead of reading stdin (repeatable)\n"
+                 "  --count N                close with 1000 once N messages arrived\n"
                  "  --binary                 send lines as binary messages\n"
                  "  --linger MS              quiet time before the close at end of input (500)\n"
                  "  --connect-timeout MS     TCP connect and handshake timeout (10000)\n"
                  "  --max-message BYTES      largest message accepted (16 MiB)\n"
                  "  --backend epoll|poll|kqueue\n"
-                 "  --quiet                  no progress messages on stderr\n");
+                 "  --quiet                  no progress messages on stderr\n"
+                 "  --help                   this text\n");
+}
+
+int connect_usage() {
+    print_connect_help(stderr);
     return 2;
 }
 
@@ -177,8 +185,18 @@ class StdinPump {
 
 class ConnectApp final : public net::SessionHandler {
   public:
-    ConnectApp(net::Reactor& reactor, bool binary, bool quiet, std::chrono::milliseconds linger)
-        : reactor_(reactor), input_(reactor), binary_(binary), quiet_(quiet), linger_(linger) {
+    // `sends`, when not empty, replaces standard input; `count` (0: none) messages received end
+    // the session.
+    ConnectApp(net::Reactor& reactor, std::deque<std::string> sends, std::size_t count, bool binary,
+               bool quiet, std::chrono::milliseconds linger)
+        : reactor_(reactor),
+          input_(reactor),
+          sends_(std::move(sends)),
+          use_sends_(!sends_.empty()),
+          count_(count),
+          binary_(binary),
+          quiet_(quiet),
+          linger_(linger) {
         linger_timer_.bind<&ConnectApp::on_linger>(this);
     }
 
@@ -198,7 +216,11 @@ class ConnectApp final : public net::SessionHandler {
                          session.protocol().empty() ? "" : ", subprotocol ",
                          session.protocol().c_str());
         }
-        input_.start([this] { pump(); });
+        if (use_sends_) {
+            pump();
+        } else {
+            input_.start([this] { pump(); });
+        }
     }
 
     void on_message(WsSession&, proto::Opcode opcode,
@@ -218,6 +240,11 @@ class ConnectApp final : public net::SessionHandler {
         }
         std::fputc('\n', stdout);
         std::fflush(stdout);  // a pipeline sees each message as it arrives
+        if (count_ != 0 && ++received_ == count_ && session_ != nullptr) {
+            closing_ = true;
+            linger_timer_.cancel();
+            static_cast<void>(session_->close(proto::close_code::kNormal));
+        }
     }
 
     void on_drain(WsSession&) override { pump(); }
@@ -250,7 +277,7 @@ class ConnectApp final : public net::SessionHandler {
     void pump() {
         if (session_ == nullptr || closing_) return;
         std::string line;
-        while (!session_->above_high_watermark() && input_.pop(line)) {
+        while (!session_->above_high_watermark() && next_line(line)) {
             ++line_number_;
             const std::span<const std::uint8_t> bytes(
                 reinterpret_cast<const std::uint8_t*>(line.data()), line.size());
@@ -264,11 +291,21 @@ class ConnectApp final : public net::SessionHandler {
             }
             if (session_ == nullptr) return;
         }
-        if (input_.finished() && !linger_timer_.armed()) {
+        // With --count the messages awaited, not the end of input, end the session.
+        if (count_ == 0 && input_finished() && !linger_timer_.armed()) {
             closing_ = true;
             reactor_.arm(linger_timer_, linger_);
         }
     }
+
+    bool next_line(std::string& line) {
+        if (!use_sends_) return input_.pop(line);
+        if (sends_.empty()) return false;
+        line = std::move(sends_.front());
+        sends_.pop_front();
+        return true;
+    }
+    bool input_finished() { return use_sends_ ? sends_.empty() : input_.finished(); }
 
     void on_linger() {
         if (session_ != nullptr) static_cast<void>(session_->close(proto::close_code::kNormal));
@@ -276,6 +313,10 @@ class ConnectApp final : public net::SessionHandler {
 
     net::Reactor& reactor_;
     StdinPump input_;
+    std::deque<std::string> sends_;
+    bool use_sends_;
+    std::size_t count_;
+    std::size_t received_ = 0;
     WsSession* session_ = nullptr;
     bool binary_;
     bool quiet_;
@@ -305,10 +346,15 @@ int connect_command(std::span<char*> args) {
     net::Backend backend = net::Backend::automatic;
     bool binary = false;
     bool quiet = false;
+    std::deque<std::string> sends;
+    std::size_t count = 0;
     std::chrono::milliseconds linger{500};
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view arg = args[i];
-        if (arg == "--help" || arg == "-h") return connect_usage();
+        if (arg == "--help" || arg == "-h") {
+            print_connect_help(stdout);
+            return 0;
+        }
         if (arg == "--binary") {
             binary = true;
             continue;
@@ -345,6 +391,10 @@ int connect_command(std::span<char*> args) {
                     field.remove_prefix(1);
                 request.headers.emplace_back(value.substr(0, colon), field);
             }
+        } else if (arg == "--send") {
+            sends.emplace_back(value);
+        } else if (arg == "--count") {
+            ok = parse_number(value, count) && count > 0;
         } else if (arg == "--connect-timeout") {
             unsigned ms = 0;
             ok = parse_number(value, ms) && ms > 0;
@@ -377,7 +427,7 @@ int connect_command(std::span<char*> args) {
         return 1;
     }
     net::Reactor& reactor = *created.value;
-    ConnectApp app(reactor, binary, quiet, linger);
+    ConnectApp app(reactor, std::move(sends), count, binary, quiet, linger);
     {
         net::Client client(reactor, options);
         client.connect(std::move(request), app,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <span>
@@ -159,18 +160,60 @@ int demo() {
     return 0;
 }
 
+constexpr const char* kDemoHelp =
+    "usage: wsx demo\n"
+    "  a tour of the engine: handshake, frames, errors, close (no options)\n";
+
+constexpr const char* kEchoHelp =
+    "usage: wsx echo [options]\n"
+    "  WebSocket echo server on every path; stops gracefully on SIGINT/SIGTERM\n"
+    "  --port N                 TCP port, 0 for any free one (8080)\n"
+    "  --address ADDR           address to bind (0.0.0.0)\n"
+    "  --threads N              reactor threads, 0 for one per core (0)\n"
+    "  --max-connections N      connections open at once (10000)\n"
+    "  --static DIR             serve files from DIR to plain HTTP requests\n"
+    "  --max-message BYTES      largest message accepted (16 MiB)\n"
+    "  --handshake-timeout MS   time allowed for the HTTP upgrade request (10000)\n"
+    "  --backend epoll|poll|kqueue\n"
+    "  --deflate, --no-deflate  accept permessage-deflate (RFC 7692) offers, or not (not)\n";
+
+// The autobahn commands parse their own options; their help is kept here so that `--help`
+// answers on stdout with status 0 like every other command.
+constexpr const char* kAutobahnServerHelp =
+    "usage: wsx autobahn-server [options]\n"
+    "  echo testee for the Autobahn fuzzingclient (tests/autobahn/)\n"
+    "  --port N                 TCP port (9001)\n"
+    "  --address ADDR           address to bind (127.0.0.1)\n"
+    "  --threads N              reactor threads (1)\n"
+    "  --max-message BYTES      largest message accepted (64 MiB)\n";
+
+constexpr const char* kAutobahnClientHelp =
+    "usage: wsx autobahn-client [options]\n"
+    "  testee for the Autobahn fuzzingserver (tests/autobahn/): runs every case, then\n"
+    "  asks the fuzzingserver to write its report\n"
+    "  --url URL                the fuzzingserver (ws://127.0.0.1:9001)\n"
+    "  --agent NAME             agent name in the report (wsx)\n"
+    "  --max-message BYTES      largest message accepted (64 MiB)\n";
+
 int usage() {
     std::fprintf(stderr,
-                 "usage: wsx <command> [options]\n"
+                 "usage: wsx <command> [options]   (wsx <command> --help for its options)\n"
                  "  demo     a tour of the engine: handshake, frames, errors, close\n"
                  "  echo     WebSocket echo server; stops gracefully on SIGINT/SIGTERM\n"
                  "           [--port 8080] [--address 0.0.0.0] [--threads N (0: per core)]\n"
                  "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
-                 "           [--backend epoll|poll|kqueue] [--deflate | --no-deflate]\n"
-                 "  connect  WebSocket client: stdin lines out, messages to stdout (--help)\n"
+                 "           [--handshake-timeout MS] [--backend epoll|poll|kqueue]\n"
+                 "           [--deflate | --no-deflate]\n"
+                 "  connect  WebSocket client: stdin lines out, messages to stdout\n"
                  "  autobahn-server  echo testee for the Autobahn fuzzingclient\n"
                  "  autobahn-client  testee for the Autobahn fuzzingserver\n");
     return 2;
+}
+
+bool wants_help(std::span<char*> args) {
+    return std::any_of(args.begin(), args.end(), [](const char* arg) {
+        return std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0;
+    });
 }
 
 // ---- wsx echo
@@ -234,6 +277,10 @@ int echo(std::span<char*> args) {
             ok = parse_number(value, max_message) && max_message > 0;
         } else if (flag == "--backend") {
             ok = parse_backend(value, options.backend);
+        } else if (flag == "--handshake-timeout") {
+            unsigned ms = 0;
+            ok = parse_number(value, ms) && ms > 0;
+            options.handshake_timeout = std::chrono::milliseconds(ms);
         } else {
             std::fprintf(stderr, "wsx echo: unknown option %s\n", args[i - 1]);
             return usage();
@@ -284,8 +331,23 @@ int echo(std::span<char*> args) {
 int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string_view command = argv[1];
-    if (command == "demo") return demo();
     const std::span<char*> args(argv + 2, static_cast<std::size_t>(argc - 2));
+    if (command == "--help" || command == "-h" || command == "help") {
+        usage();
+        return 0;
+    }
+    // connect prints its own help (its options live next to their parsing).
+    if (command != "connect" && wants_help(args)) {
+        const char* help = command == "demo"              ? kDemoHelp
+                           : command == "echo"            ? kEchoHelp
+                           : command == "autobahn-server" ? kAutobahnServerHelp
+                           : command == "autobahn-client" ? kAutobahnClientHelp
+                                                          : nullptr;
+        if (help == nullptr) return usage();
+        std::fputs(help, stdout);
+        return 0;
+    }
+    if (command == "demo") return args.empty() ? demo() : usage();
     if (command == "echo") return echo(args);
     if (command == "connect") return wsx::apps::connect_command(args);
     if (command == "autobahn-server") return wsx::apps::autobahn_server_command(args);
