@@ -195,11 +195,23 @@ class Worker final : public IoHandler {
 
     void release(HttpConnection* connection) {
         http_.erase(connection);
+        if (full_of_handshakes_ && http_.size() < server_.options.max_pending_handshakes) {
+            full_of_handshakes_ = false;
+            resume_accepting();
+        }
         finish_shutdown_if_idle();
     }
 
     void on_readable(int fd) override {
         for (int i = 0; i < kAcceptBatch && fd == listen_fd_; ++i) {
+            // This thread's own listener (SO_REUSEPORT, or the only thread) and its handshake
+            // slots are all taken: leave new connections in the kernel's accept queue until a
+            // handshake ends, instead of accepting them only to close them.
+            if (accepts_for_itself() && http_.size() >= server_.options.max_pending_handshakes) {
+                full_of_handshakes_ = true;
+                static_cast<void>(reactor_->modify(listen_fd_, Interest::none));
+                return;
+            }
             SocketAddress peer;
             const SysResult<int> accepted = accept_tcp(listen_fd_, &peer);
             if (accepted.ok()) {
@@ -265,7 +277,12 @@ class Worker final : public IoHandler {
     SessionHost host_;
     std::unordered_map<HttpConnection*, std::unique_ptr<HttpConnection>> http_;
     int listen_fd_ = -1;
+    bool accepts_for_itself() const noexcept {
+        return server_.options.reuse_port || server_.workers.size() == 1;
+    }
+
     bool draining_ = false;
+    bool full_of_handshakes_ = false;  // listener parked until a handshake slot frees up
     Timer shutdown_timer_;
     Timer accept_timer_;
     ShutdownTask shutdown_task_;

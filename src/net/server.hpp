@@ -56,7 +56,9 @@ struct ServerOptions {
     std::vector<std::string> websocket_paths{"/"};
     // Open WebSocket sessions across all threads; an upgrade beyond it is answered 503.
     std::size_t max_connections = 10'000;
-    // Connections still in their HTTP phase, per thread; beyond it new ones are closed at once.
+    // Connections still in their HTTP phase, per thread. Beyond it a thread with its own listener
+    // stops accepting (new connections wait in the kernel's accept queue) until one finishes;
+    // with a single acceptor handing connections out, the excess is closed at once.
     std::size_t max_pending_handshakes = 1024;
     // Opening handshake: header limits (431), subprotocols (server's preference order), Origin
     // policy (403; the default allows same-origin and non-browser clients). A custom origin check

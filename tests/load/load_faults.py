@@ -251,18 +251,21 @@ async def run(wsx, checks):
         # the first peak may stay resident (measured: sometimes back to baseline + 5 MiB,
         # sometimes not). A leak grows with every round; retention does not: a second round of
         # the same load must not raise VmRSS beyond the first round's level.
-        # Not asserted: in the second round a few upgrades end in EOF before the 101 (seen on a
-        # loaded 2-core machine, cause not yet found); the output shows how many.
-        await many_clients(server.port, clients, checks, strict=False)
+        await many_clients(server.port, clients, checks)
         await abrupt_clients(server.port, ABRUPT_CLIENTS, checks)
         deadline = time.monotonic() + 5
         while rss_kib(pid) > baseline + RSS_MARGIN_KIB and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         final = rss_kib(pid)
         print(f"VmRSS after a second round: {final} KiB", flush=True)
-        checks.check(final <= max(after_faults, baseline) + RSS_MARGIN_KIB,
-                     f"VmRSS {final} KiB after a second round within 16 MiB of the first "
-                     f"({after_faults} KiB)")
+        if os.environ.get("WSX_SANITIZE", "none") != "none":
+            # ASan keeps freed memory in quarantine on purpose: RSS says nothing about leaks
+            # there (LeakSanitizer does, at exit).
+            print("sanitizer build: VmRSS growth not checked", flush=True)
+        else:
+            checks.check(final <= max(after_faults, baseline) + RSS_MARGIN_KIB,
+                         f"VmRSS {final} KiB after a second round within 16 MiB of the first "
+                         f"({after_faults} KiB)")
         checks.check(await echo_once(server.port), "the server still echoes at the end")
         checks.equal(server.stop(), 0, "wsx echo stops cleanly on SIGTERM")
 

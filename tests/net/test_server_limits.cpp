@@ -17,11 +17,13 @@ using wsx::net::ServerOptions;
 using wsx::net::SessionHandle;
 using wsx::net::WsSession;
 using wsx::net::testing::ClientEvent;
+using wsx::net::testing::connect_loopback;
 using wsx::net::testing::EchoRecorder;
 using wsx::net::testing::eventually;
 using wsx::net::testing::test_options;
 using wsx::net::testing::TestClient;
 using wsx::net::testing::TestServer;
+using wsx::net::testing::text_of;
 using wsx::proto::Opcode;
 
 namespace {
@@ -221,4 +223,32 @@ TEST_CASE_TEMPLATE("server drops a connection whose writes make no progress for 
     REQUIRE(eventually([&] { return handler.closed.load() == 1; }, 5s));
     CHECK(handler.closes().at(0).code == 1006);
     CHECK(handler.closes().at(0).reason == "no write progress within write_wait");
+}
+
+TEST_CASE_TEMPLATE("connections beyond max_pending_handshakes wait in the accept queue, not closed",
+                   B, WSX_NET_TEST_BACKENDS) {
+    // Two handshake slots on one thread, both held by silent sockets: a third client must be
+    // left in the kernel's accept queue and served once a slot frees (here: the silent sockets'
+    // handshake timeout), never accepted and closed.
+    EchoRecorder handler;
+    ServerOptions options = test_options(B::value);
+    options.threads = 1;
+    options.max_pending_handshakes = 2;
+    options.handshake_timeout = std::chrono::milliseconds(300);
+    TestServer server(options, handler);
+
+    const int silent_a = connect_loopback(server.port());
+    const int silent_b = connect_loopback(server.port());
+    REQUIRE(silent_a >= 0);
+    REQUIRE(silent_b >= 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // both accepted by now
+
+    TestClient client(server.port());
+    REQUIRE(client.handshake() == 101);
+    client.send_text("still served");
+    const ClientEvent e = client.next_non_control();
+    REQUIRE(e.kind == ClientEvent::Kind::message);
+    CHECK(text_of(e.data) == "still served");
+    ::close(silent_a);
+    ::close(silent_b);
 }
