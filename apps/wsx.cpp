@@ -6,7 +6,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -226,11 +225,7 @@ class EchoHandler final : public wsx::net::SessionHandler {
     }
 };
 
-template <typename T>
-bool parse_number(std::string_view text, T& out) {
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return error == std::errc() && end == text.data() + text.size();
-}
+using wsx::apps::parse_number;
 
 bool parse_backend(std::string_view name, wsx::net::Backend& out) {
     for (const auto backend : {wsx::net::Backend::automatic, wsx::net::Backend::epoll,
