@@ -253,7 +253,10 @@ TEST_CASE("every server message is a JSON object whose first field is its type")
         {format_pong(), "pong"},
         {format_message("t", "1", "n", 0), "message"},
     };
-    for (const auto& [text, type] : cases) {
+    for (const auto& entry : cases) {
+        // Named copies, not structured bindings: clang 14 cannot capture those in CAPTURE.
+        const std::string& text = entry.first;
+        const std::string& type = entry.second;
         CAPTURE(text);
         CHECK(text.rfind(R"({"type":")" + type + "\"", 0) == 0);
         CHECK(json_of(text)["type"] == type);
