@@ -297,8 +297,11 @@ Hub::Hub(HubOptions options)
 
 Hub::~Hub() {
     if (options_.backplane != nullptr) options_.backplane->set_receiver(nullptr);
-    for (const auto& state : owned_) {
-        if (state) state->release_inbox();
+    for (auto& slot : threads_) {
+        ThreadState* state = slot.load(std::memory_order_acquire);
+        if (state == nullptr) continue;
+        state->release_inbox();
+        delete state;
     }
 }
 
@@ -327,9 +330,8 @@ void Hub::install(net::ServerOptions& options, std::string metrics_path) {
 }
 
 void Hub::attach_thread(unsigned index, net::Reactor& reactor, net::SessionHost& host) {
-    if (index >= kMaxThreads || owned_[index]) return;
-    owned_[index] = std::make_unique<ThreadState>(*this, index, reactor, host);
-    ThreadState* state = owned_[index].get();
+    if (index >= kMaxThreads || threads_[index].load(std::memory_order_acquire) != nullptr) return;
+    auto* state = new ThreadState(*this, index, reactor, host);
     host.set_thread_index(index);
     state->end_listener = host.add_session_end_listener(
         [state](net::WsSession& session) { state->leave(session.id()); });

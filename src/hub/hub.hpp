@@ -167,8 +167,9 @@ class Hub final : public BackplaneReceiver {
 
     HubOptions options_;
     std::uint64_t node_id_;
+    // Set once per index by attach_thread, freed by ~Hub (publishers may still be reading one
+    // after its thread detached).
     std::array<std::atomic<ThreadState*>, kMaxThreads> threads_{};
-    std::array<std::unique_ptr<ThreadState>, kMaxThreads> owned_{};
     // One past the highest index ever attached: publishers look no further.
     std::atomic<unsigned> thread_limit_{0};
     std::atomic<std::uint64_t> messages_in_{0};
