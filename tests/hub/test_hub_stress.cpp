@@ -20,7 +20,7 @@ TEST_CASE_TEMPLATE("publishers on every thread while clients churn leave a consi
                    WSX_NET_TEST_BACKENDS) {
     Hub hub;
     HubServer server(hub, hub_server_options(B::value, 2));
-    constexpr int kPerPublisher = 400;
+    constexpr int kPerPublisher = 1000;
 
     // Steady subscribers: enough that both reactor threads have some (connections are spread by
     // the kernel across the two SO_REUSEPORT listeners).
@@ -34,6 +34,7 @@ TEST_CASE_TEMPLATE("publishers on every thread while clients churn leave a consi
     REQUIRE(eventually([&] { return hub.stats().subscriptions == 6; }));
 
     std::atomic<bool> stop{false};
+    std::atomic<int> churn_rounds{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < 2; ++t) {
         threads.emplace_back([&, t] {
@@ -47,6 +48,7 @@ TEST_CASE_TEMPLATE("publishers on every thread while clients churn leave a consi
                 }
                 churn.send_text("bcast from churn");
                 if (++round % 2 == 0) churn.command("unsub s");
+                churn_rounds.fetch_add(1);
                 // Leaves without a close handshake: the hub must clean up after it.
             }
         });
@@ -85,4 +87,5 @@ TEST_CASE_TEMPLATE("publishers on every thread while clients churn leave a consi
     CHECK(stats.subscriptions == 0);
     CHECK(stats.topics == 0);
     CHECK(stats.messages_out >= 6 * expected_publishers * kPerPublisher);
+    CHECK(churn_rounds.load() > 0);
 }
