@@ -5,6 +5,8 @@
 //
 //   fanout [--port P (an external server; default: the wsx hub in-process)] [--threads T]
 //          [--subscribers N] [--size BYTES] [--messages M] [--window W] [--label NAME]
+//          [--deflate 1 (subscribers offer permessage-deflate; latency is then not measured,
+//           the send times being compressed)]
 //
 // The publisher keeps at most W messages in flight (a message is done when all N subscribers have
 // it), so queues stay bounded and the latency is that of a loaded, not an overrun, hub. Each
@@ -32,6 +34,7 @@
 
 #include "hub/hub.hpp"
 #include "net/server.hpp"
+#include "proto/deflate.hpp"
 
 namespace {
 
@@ -44,6 +47,7 @@ struct Options {
     std::size_t size = 64;
     std::size_t messages = 200;
     std::size_t window = 4;
+    bool deflate = false;
     std::string label = "wsx";
 };
 
@@ -83,12 +87,13 @@ void write_all(int fd, const void* data, std::size_t size) {
 }
 
 // Sends the upgrade request and reads the response head; bytes after it are returned.
-std::string upgrade(int fd, int port, const char* path) {
-    const std::string request = std::string("GET ") + path +
-                                " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                "Sec-WebSocket-Version: 13\r\n\r\n";
+std::string upgrade(int fd, int port, const char* path, bool deflate = false) {
+    const std::string request =
+        std::string("GET ") + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n" +
+        (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") + "\r\n";
     write_all(fd, request.data(), request.size());
     std::string in;
     char buffer[2048];
@@ -182,6 +187,8 @@ Options parse(int argc, char** argv) {
             o.size = std::max<std::size_t>(*n, 16);
         } else if (name == "--messages") {
             o.messages = *n;
+        } else if (name == "--deflate") {
+            o.deflate = *n != 0;
         } else if (name == "--window") {
             o.window = std::max<std::size_t>(*n, 1);
         } else {
@@ -214,6 +221,7 @@ int main(int argc, char** argv) {
         options.max_pending_handshakes = o.subscribers + 16;
         options.websocket_paths = {"/sub", "/pub"};
         options.session.ping_interval = std::chrono::milliseconds(0);
+        if (o.deflate) options.deflate = wsx::proto::DeflateOptions{};
         hub->install(options, {});
         server = std::make_unique<wsx::net::Server>(std::move(options), *handler);
         if (!server->start().ok()) fail("server start");
@@ -228,7 +236,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < subscribers.size(); ++i) {
         Subscriber& s = subscribers[i];
         s.fd = connect_to(port);
-        const std::string rest = upgrade(s.fd, port, "/sub");
+        const std::string rest = upgrade(s.fd, port, "/sub", o.deflate);
         s.carry.assign(rest.begin(), rest.end());
         epoll_event event{};
         event.events = EPOLLIN;
@@ -242,6 +250,7 @@ int main(int argc, char** argv) {
 
     const std::uint64_t total = static_cast<std::uint64_t>(o.messages) * o.subscribers;
     Histogram histogram;
+    std::uint64_t compressed = 0;  // receiver thread until joined
     std::atomic<bool> receiver_done{false};
     std::thread receiver([&] {
         std::vector<epoll_event> events(1024);
@@ -272,10 +281,16 @@ int main(int argc, char** argv) {
                         header = 4;
                     }
                     if (s.carry.size() - pos < header + length) break;
-                    if ((p[0] & 0x0F) == 0x2 && length >= 8) {
-                        std::int64_t sent;
-                        std::memcpy(&sent, p + header, sizeof(sent));
-                        histogram.add(now - sent);
+                    if ((p[0] & 0x0F) == 0x2) {
+                        // RSV1: compressed (RFC 7692 §6), the send time unreadable without
+                        // inflating.
+                        if ((p[0] & 0x40) == 0 && length >= 8) {
+                            std::int64_t sent;
+                            std::memcpy(&sent, p + header, sizeof(sent));
+                            histogram.add(now - sent);
+                        } else {
+                            ++compressed;
+                        }
                         ++got;
                     }
                     pos += header + length;
@@ -315,12 +330,20 @@ int main(int argc, char** argv) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     const std::uint64_t got = received.load();
 
-    std::printf(
-        "%-8s threads=%u subscribers=%zu size=%zu messages=%zu: %.0f deliveries/s, "
-        "p50 %.0f us, p99 %.0f us%s\n",
-        o.label.c_str(), o.threads, o.subscribers, o.size, o.messages,
-        static_cast<double>(got) / seconds, histogram.percentile_us(0.50),
-        histogram.percentile_us(0.99), got == total ? "" : " (INCOMPLETE)");
+    std::printf("%-8s threads=%u subscribers=%zu size=%zu messages=%zu: %.0f deliveries/s, ",
+                o.label.c_str(), o.threads, o.subscribers, o.size, o.messages,
+                static_cast<double>(got) / seconds);
+    if (compressed == 0) {
+        std::printf("p50 %.0f us, p99 %.0f us", histogram.percentile_us(0.50),
+                    histogram.percentile_us(0.99));
+    } else {
+        std::printf("%llu compressed frames", static_cast<unsigned long long>(compressed));
+    }
+    if (hub) {
+        std::printf(", %llu compressions",
+                    static_cast<unsigned long long>(hub->stats().compressed_frames));
+    }
+    std::printf("%s\n", got == total ? "" : " (INCOMPLETE)");
     ::close(publisher);
     for (const Subscriber& s : subscribers)
         ::close(s.fd);

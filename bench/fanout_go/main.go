@@ -89,6 +89,7 @@ func serve(h *hub, publisher bool, w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	conn.EnableWriteCompression(true) // a no-op unless the client offered permessage-deflate
 	c := &client{hub: h, conn: conn, send: make(chan []byte, 256)}
 	if !publisher {
 		h.register <- c
@@ -99,7 +100,9 @@ func serve(h *hub, publisher bool, w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	deflate := flag.Bool("deflate", false, "accept permessage-deflate (compressed per connection)")
 	flag.Parse()
+	upgrader.EnableCompression = *deflate
 	h := &hub{
 		clients:    make(map[*client]bool),
 		broadcast:  make(chan []byte),
