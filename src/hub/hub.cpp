@@ -1,5 +1,6 @@
 #include "hub/hub.hpp"
 
+#include <chrono>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -103,7 +104,9 @@ struct Hub::ThreadState {
     };
 
     ThreadState(Hub& owner, unsigned thread_index, net::Reactor& r, net::SessionHost& h)
-        : hub(owner), index(thread_index), reactor(r), host(h), drain_task(*this) {}
+        : hub(owner), index(thread_index), reactor(r), host(h), drain_task(*this) {
+        resume_timer.bind<&ThreadState::drain>(this);
+    }
 
     Hub& hub;
     const unsigned index;
@@ -122,6 +125,10 @@ struct Hub::ThreadState {
     std::vector<Member*> corked;
     std::array<std::optional<proto::Deflater>, kWindowVariants> deflaters;
     std::size_t end_listener = 0;
+    // Continues a drain that stopped at its budget, after the reactor's next wait: the sockets'
+    // writability is seen between two batches, so a batch cannot pile onto a queue whose socket
+    // is waiting to be written.
+    net::Timer resume_timer;
 
     // ---- Counters.
     std::atomic<std::uint64_t> connections{0};
@@ -163,19 +170,27 @@ struct Hub::ThreadState {
             return;
         }
         std::size_t delivered = 0;
-        while (delivered < hub.options_.delivery_batch) {
+        std::size_t bytes = 0;
+        bool full = false;
+        for (;;) {
+            if (delivered == hub.options_.delivery_batch ||
+                bytes >= hub.options_.delivery_batch_bytes) {
+                full = true;
+                break;
+            }
             net::MpscNode* node = inbox.pop();
             if (node == nullptr) break;
             Message& message = *static_cast<Message::Delivery*>(node)->message;
             deliver(message);
+            bytes += message.frame.size();
             message.release();
             ++delivered;
         }
         write_corked();
-        // A full batch may have left more behind: come back after the other queued work.
-        if (delivered == hub.options_.delivery_batch &&
-            !drain_posted.exchange(true, std::memory_order_acq_rel)) {
-            reactor.post(drain_task);
+        // A full batch may have left more behind. Keeping the flag set spares publishers the
+        // post; the timer runs the rest after the next wait, once I/O has had its turn.
+        if (full && !drain_posted.exchange(true, std::memory_order_acq_rel)) {
+            reactor.arm(resume_timer, std::chrono::milliseconds(0));
         }
     }
 
@@ -282,8 +297,11 @@ Hub::Hub(HubOptions options)
 
 Hub::~Hub() {
     if (options_.backplane != nullptr) options_.backplane->set_receiver(nullptr);
-    for (const auto& state : owned_) {
-        if (state) state->release_inbox();
+    for (auto& slot : threads_) {
+        ThreadState* state = slot.load(std::memory_order_acquire);
+        if (state == nullptr) continue;
+        state->release_inbox();
+        delete state;
     }
 }
 
@@ -312,9 +330,8 @@ void Hub::install(net::ServerOptions& options, std::string metrics_path) {
 }
 
 void Hub::attach_thread(unsigned index, net::Reactor& reactor, net::SessionHost& host) {
-    if (index >= kMaxThreads || owned_[index]) return;
-    owned_[index] = std::make_unique<ThreadState>(*this, index, reactor, host);
-    ThreadState* state = owned_[index].get();
+    if (index >= kMaxThreads || threads_[index].load(std::memory_order_acquire) != nullptr) return;
+    auto* state = new ThreadState(*this, index, reactor, host);
     host.set_thread_index(index);
     state->end_listener = host.add_session_end_listener(
         [state](net::WsSession& session) { state->leave(session.id()); });
@@ -335,6 +352,7 @@ void Hub::detach_thread(unsigned index) {
          std::vector<Member*>(state->table.members().begin(), state->table.members().end())) {
         state->leave(member->session->id());
     }
+    state->resume_timer.cancel();
     state->attached.store(false, std::memory_order_seq_cst);
     // Publishers that saw the thread attached finish their push in a few instructions.
     while (state->publishers.load(std::memory_order_seq_cst) != 0)

@@ -27,10 +27,10 @@
 //     the first thread that needs a variant compresses it and installs it with a CAS.
 //
 // Ordering: messages published by one thread to one topic (or broadcast) arrive at every
-// subscriber in the order they were published; a message published after a subscribe() returned
-// on the subscriber's thread ... is delivered to it if the publish happens-after the subscribe.
-// Messages of different publisher threads may interleave differently at different subscribers.
-// Messages received from a backplane keep the order in which the backplane hands them over.
+// subscriber in the order they were published (each thread's inbox is FIFO per producer, and a
+// session's output queue is FIFO). Messages of different publisher threads may interleave
+// differently at different subscribers. A publish that happens-after a subscribe() returned
+// reaches that subscriber. Messages from a backplane keep the order the backplane hands them in.
 //
 // Slow consumers: a message that would take a session's buffered output past max_queued_bytes
 // is not queued; policy `close` closes the session with 1008 (RFC 6455 §7.4.1, policy), policy
@@ -75,8 +75,12 @@ struct HubOptions {
     std::size_t max_topic_length = 256;
     // Subscriptions one connection may hold; subscribe() beyond it returns false.
     std::size_t max_subscriptions_per_connection = 1024;
-    // Messages a thread delivers per drain before it lets its reactor do I/O again.
+    // A thread delivers at most this many messages, and stops after this many frame bytes, per
+    // drain before other queued work gets a turn. Everything a session gets in one drain is
+    // queued before any of it is written (one writev), so the byte budget also keeps a batch
+    // from counting against max_queued_bytes: keep it well below that.
     std::size_t delivery_batch = 256;
+    std::size_t delivery_batch_bytes = 256 * 1024;
     // permessage-deflate sessions get messages of at least this many bytes compressed (smaller
     // ones go uncompressed, which RFC 7692 §6 allows); the level etc. of that shared compression.
     std::size_t compress_min_size = 64;
@@ -163,8 +167,9 @@ class Hub final : public BackplaneReceiver {
 
     HubOptions options_;
     std::uint64_t node_id_;
+    // Set once per index by attach_thread, freed by ~Hub (publishers may still be reading one
+    // after its thread detached).
     std::array<std::atomic<ThreadState*>, kMaxThreads> threads_{};
-    std::array<std::unique_ptr<ThreadState>, kMaxThreads> owned_{};
     // One past the highest index ever attached: publishers look no further.
     std::atomic<unsigned> thread_limit_{0};
     std::atomic<std::uint64_t> messages_in_{0};
