@@ -292,6 +292,10 @@ int chat_command(std::span<char*> args) {
         std::fprintf(stderr, "wsx chat: the page's files are not installed; use --static DIR\n");
         return 1;
     }
+    if (std::error_code error; !std::filesystem::is_directory(static_dir, error)) {
+        std::fprintf(stderr, "wsx chat: --static %s is not a directory\n", static_dir.c_str());
+        return 1;
+    }
     options.static_root = static_dir;
     options.handshake.origin = origin_policy(std::move(allowed_origins));
     options.session.connection.max_message_size = max_message;

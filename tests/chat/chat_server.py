@@ -1,6 +1,6 @@
-"""`wsx chat` end to end over loopback with Python websockets as the clients: the page and
-/metrics over plain HTTP, two clients in a room (publish reaches both, unsubscribe stops
-delivery), the room list, every protocol error answered without closing, the echo endpoint,
+"""`wsx chat` end to end over loopback with Python websockets as the clients: usage errors, the
+page and /metrics over plain HTTP, two clients in a room (publish reaches both, unsubscribe
+stops delivery), the room list, every protocol error answered without closing, the echo endpoint,
 Origin refusal (403) and --allowed-origin, the connection cap (503), the message cap (1009),
 and SIGTERM closing every client with 1001.
 
@@ -9,6 +9,7 @@ Usage: chat_server.py WSX"""
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -197,8 +198,23 @@ async def allowed_origin(wsx, checks):
                      "--allowed-origin still refuses others")
 
 
+def command_line(wsx, checks):
+    for args, status, what in (
+            (["--port", "http"], 2, "a non-numeric --port"),
+            (["--max-message", "0"], 2, "--max-message 0"),
+            (["--allowed-origin", "example.com"], 2, "an --allowed-origin without a scheme"),
+            (["--colour", "blue"], 2, "an unknown option"),
+            (["--port"], 2, "an option without its value"),
+            (["--port", "0", "--static", "/nonexistent/wsx-chat"], 1, "a missing --static dir")):
+        result = subprocess.run([wsx, "chat"] + args, capture_output=True, timeout=TIMEOUT)
+        checks.equal(result.returncode, status, f"wsx chat: {what} exits {status}")
+        checks.check(result.stderr.startswith(b"wsx chat: "),
+                     f"wsx chat: {what} says why: {result.stderr[:100]!r}")
+
+
 async def main(wsx):
     checks = Checks("chat_server")
+    command_line(wsx, checks)
     with WsxProcess(wsx, ["chat", "--address", "127.0.0.1", "--port", "0", "--threads", "2",
                           "--max-connections", str(MAX_CONNECTIONS),
                           "--max-message", str(MAX_MESSAGE)]) as server:
