@@ -144,6 +144,14 @@ async function run(profiles, servers) {
 
   await alice.fill("#nick", "alice");
   await alice.click("#nick-form button");
+  // 40 characters but 80 bytes: the page applies the server's byte limit before joining.
+  await alice.fill("#room-input", "\u00e9".repeat(40));
+  await alice.press("#room-input", "Enter");
+  await alice.waitForSelector("#messages li.error");
+  check((await alice.textContent("#messages li.error")).includes("at most 64 bytes"),
+        "an over-long room name is refused on the page");
+  check((await alice.locator("#joined li[data-topic]").count()) === 0,
+        "a refused room is not joined");
   await alice.fill("#room-input", "lobby");
   await alice.press("#room-input", "Enter");
   await alice.waitForSelector('#joined li[data-topic="lobby"].current');

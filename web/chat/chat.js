@@ -54,6 +54,7 @@
     history: new Map(),  // topic -> [{kind, from, text, time}]
     unread: new Map(),   // topic -> count
     allRooms: [],
+    maxTopic: 64,  // bytes; the server's welcome says
   };
 
   function setStatus(kind, text) {
@@ -225,9 +226,23 @@
     if (!ui.messageInput.disabled) ui.messageInput.focus();
   }
 
+  // The server's rule (README, "Chat room"): 1-64 bytes of UTF-8 without control characters.
+  function roomNameProblem(topic) {
+    if (!topic) return "a room needs a name";
+    if (new TextEncoder().encode(topic).length > state.maxTopic) {
+      return "room names are at most " + state.maxTopic + " bytes";
+    }
+    if (/[\u0000-\u001f\u007f]/.test(topic)) return "room names cannot contain control characters";
+    return null;
+  }
+
   function joinRoom(topic) {
     topic = topic.trim();
-    if (!topic) return;
+    const problem = roomNameProblem(topic);
+    if (problem) {
+      notice("error", problem);
+      return;
+    }
     state.joined.add(topic);
     send({ type: "subscribe", topic });
     selectRoom(topic);
@@ -252,7 +267,10 @@
           state.nick = message.nick;
           ui.nick.value = state.nick;
         }
-        if (message.max_topic) ui.roomInput.maxLength = message.max_topic;
+        if (message.max_topic) {
+          state.maxTopic = message.max_topic;
+          ui.roomInput.maxLength = message.max_topic;
+        }
         if (message.max_nick) ui.nick.maxLength = message.max_nick;
         break;
       case "nick":
@@ -283,9 +301,14 @@
         renderAllRooms();
         break;
       case "error":
-        if (message.topic && state.joined.has(message.topic) && /subscri/.test(message.message)) {
-          // The server refused the room: forget it rather than retry it on every reconnect.
-          leaveRoom(message.topic);
+        if (message.topic && state.joined.has(message.topic)) {
+          if (/^cannot subscribe/.test(message.message)) {
+            // The server refused the room: forget it rather than retry it on every reconnect.
+            leaveRoom(message.topic);
+          } else if (message.message === "not subscribed") {
+            // The server lost track of the room (a reconnect raced the send): join again.
+            send({ type: "subscribe", topic: message.topic });
+          }
         }
         notice("error", "Server: " + message.message);
         break;
