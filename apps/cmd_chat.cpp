@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -107,7 +108,9 @@ class ChatHandler final : public wsx::net::SessionHandler {
 
     void on_open(wsx::net::WsSession& session) override {
         if (path_of(session.target()) != "/ws") return;  // /echo: no chat state
-        auto* state = new ChatSession{"guest-" + std::to_string(session.id()), {}};
+        // Session ids are per thread; the guest number is unique across the server.
+        const std::uint64_t guest = next_guest_.fetch_add(1, std::memory_order_relaxed);
+        auto* state = new ChatSession{"guest-" + std::to_string(guest), {}};
         session.set_user_data(state);
         session.send_text(chat::format_welcome(state->nick));
     }
@@ -204,6 +207,7 @@ class ChatHandler final : public wsx::net::SessionHandler {
 
     wsx::hub::Hub& hub_;
     RoomDirectory rooms_;
+    std::atomic<std::uint64_t> next_guest_{1};
 };
 
 // Where the page's files are when --static is not given: next to the build tree's sources when

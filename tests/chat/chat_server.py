@@ -68,7 +68,8 @@ async def room_and_errors(port, checks):
         checks.equal(welcome["type"], "welcome", "a client is welcomed first")
         checks.check(welcome["nick"].startswith("guest-"), f"default nick: {welcome}")
         checks.equal((welcome["max_topic"], welcome["max_nick"]), (64, 32), "welcome limits")
-        await receive(bob)
+        checks.check((await receive(bob))["nick"] != welcome["nick"],
+                     "two guests get different default nicks")
 
         checks.equal(await request(alice, {"type": "nick", "nick": "alice"}),
                      {"type": "nick", "nick": "alice"}, "nick is acknowledged")
