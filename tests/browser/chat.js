@@ -3,8 +3,9 @@
 // `wsx chat` on 127.0.0.1, set nicknames, join the same room and exchange messages; markup in a
 // message must arrive as text. Then the server is stopped and started again on the same port:
 // both pages must show the outage, reconnect by themselves, rejoin the room and chat again.
-// Screenshots of both windows are left in OUTDIR (chat.png, chat-phone.png) for a human to look
-// at. Exit 77 (skip) only when chromium or tests/browser/node_modules is missing.
+// Bob then leaves the room from the phone's room panel. Screenshots of both windows are left in
+// OUTDIR (chat.png, chat-phone.png, chat-phone-rooms.png) for a human to look at. Exit 77
+// (skip) only when chromium or tests/browser/node_modules is missing.
 //
 // Usage: node chat.js WSX OUTDIR
 "use strict";
@@ -203,6 +204,21 @@ async function run(profiles, servers) {
   await alice.press("#message-input", "Enter");
   await waitForMessage(bob, "alice", "still here after the restart");
   check(true, "the pages rejoin their room and nicknames after reconnecting");
+
+  // Leaving: bob opens the room panel on his phone and leaves; alice's list counts one member.
+  await bob.click("#menu");
+  await bob.waitForFunction(() =>
+    document.querySelector('#rooms li[data-topic="lobby"] .count')?.textContent === "2");
+  await bob.screenshot({ path: path.join(outdir, "chat-phone-rooms.png") });
+  await bob.click('#joined li[data-topic="lobby"] .leave');
+  await alice.waitForFunction(() =>
+    document.querySelector('#rooms li[data-topic="lobby"] .count')?.textContent === "1");
+  check((await bob.locator("#joined li[data-topic]").count()) === 0, "bob has left the room");
+  check(await bob.isDisabled("#send"), "with no room open there is nothing to send to");
+  await alice.fill("#message-input", "bob is gone");
+  await alice.press("#message-input", "Enter");
+  await waitForMessage(alice, "alice", "bob is gone");
+  check((await bob.locator("#messages li").count()) === 0, "a room left delivers nothing");
 
 }
 
