@@ -4,11 +4,12 @@
 //   wsx::hub::Hub hub;                                  // must outlive the server
 //   struct Chat : wsx::net::SessionHandler {
 //       wsx::hub::Hub& hub;
+//       explicit Chat(wsx::hub::Hub& h) : hub(h) {}
 //       void on_open(WsSession& s) override { hub.subscribe(s, "lobby"); }
 //       void on_message(WsSession&, proto::Opcode op, std::span<const std::uint8_t> p) override {
 //           hub.publish("lobby", op, p);               // every subscriber, on every thread
 //       }
-//   } chat{.hub = hub};
+//   } chat{hub};
 //   wsx::net::ServerOptions options;
 //   hub.install(options);                              // thread hooks and GET /metrics
 //   wsx::net::Server server(std::move(options), chat);
@@ -20,8 +21,9 @@
 //     (proto::SharedBuffer) and pushes one node per attached thread into that thread's lock-free
 //     inbox (net::MpscQueue); a thread's drain task, posted to its reactor only when the inbox
 //     turns non-empty, delivers a batch of messages to its local subscribers. Every subscriber's
-//     output queue references the same bytes; what one connection receives in a batch leaves in
-//     one writev. There is no mutex anywhere on the publish or delivery path.
+//     output queue references the same bytes; what one connection receives in a batch is written
+//     after the batch, in one writev (up to 64 frames per call). No mutex anywhere on the publish
+//     or delivery path.
 //   - permessage-deflate sessions get the frame compressed once per message and window size
 //     (RFC 7692 §7.1.2.1 server_max_window_bits) from an empty window, shared like the plain one:
 //     the first thread that needs a variant compresses it and installs it with a CAS.
@@ -41,6 +43,9 @@
 // the hub about each reactor thread. subscribe, unsubscribe, join, leave are called on the
 // session's own thread (e.g. from its SessionHandler callbacks); publish, broadcast, receive,
 // stats and metrics_text from any thread. A session's subscriptions end with it automatically.
+//
+// Lifetime: the hub outlives every reactor it was attached to (with a Server: destroy the server
+// first). Attached by hand, detach each thread before the hub goes.
 #pragma once
 
 #include <array>
