@@ -37,6 +37,9 @@ constexpr std::size_t kMaxListedRooms = 200;
 // A chat message is small; the cap keeps one client from making the server relay megabytes to
 // every member of a room (RFC 6455 §7.4.1: 1009 when it is exceeded).
 constexpr std::uint64_t kDefaultMaxMessage = 64 * 1024;
+// Rooms one connection may be in: enough for any person, and it bounds what one connection can
+// add to the room directory and the hub's tables.
+constexpr std::size_t kMaxRoomsPerConnection = 64;
 
 constexpr const char* kChatHelp =
     "usage: wsx chat [options]\n"
@@ -315,7 +318,10 @@ int chat_command(std::span<char*> args) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    wsx::hub::Hub hub;  // outlives the server, whose threads detach from it when they end
+    wsx::hub::HubOptions hub_options;
+    hub_options.max_topic_length = chat::kMaxTopicBytes;
+    hub_options.max_subscriptions_per_connection = kMaxRoomsPerConnection;
+    wsx::hub::Hub hub(hub_options);  // outlives the server, whose threads detach when they end
     hub.install(options);
     ChatHandler handler(hub);
     wsx::net::Server server(options, handler);

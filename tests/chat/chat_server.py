@@ -132,6 +132,26 @@ async def room_and_errors(port, checks):
         checks.equal(reply.get("topic"), "lobby", "a topic error names the topic")
         await quiet(bob, checks, "the connection survives every error")
 
+        # A connection may be in at most 64 rooms.
+        for i in range(64):
+            await bob.send(json.dumps({"type": "subscribe", "topic": f"room {i}"}))
+        replies = [await receive(bob) for _ in range(64)]
+        checks.check(all(r["type"] == "subscribed" for r in replies), "64 rooms are fine")
+        await bob.send(json.dumps({"type": "subscribe", "topic": "room 64"}))
+        reply = await receive(bob)
+        checks.equal((reply["type"], reply.get("topic")), ("error", "room 64"),
+                     "the 65th room is refused")
+        checks.check(reply["message"].startswith("cannot subscribe"), f"why: {reply}")
+        rooms = await request(alice, {"type": "rooms"})
+        checks.equal(len(rooms["rooms"]), 65, "the room list has every room")
+        for i in range(64):
+            await bob.send(json.dumps({"type": "unsubscribe", "topic": f"room {i}"}))
+        replies = [await receive(bob) for _ in range(64)]
+        checks.check(all(r["type"] == "unsubscribed" for r in replies), "leaving 64 rooms")
+        rooms = await request(alice, {"type": "rooms"})
+        checks.equal(rooms["rooms"], [{"topic": "lobby", "subscribers": 1}],
+                     "empty rooms leave the list")
+
         # One byte over the cap closes with 1009 (RFC 6455 §7.4.1).
         await bob.send(json.dumps({"type": "publish", "topic": "lobby",
                                    "data": "x" * MAX_MESSAGE}))
