@@ -14,6 +14,9 @@ int connect_command(std::span<char*> args);
 int autobahn_server_command(std::span<char*> args);
 // wsx autobahn-client: the testee for the Autobahn fuzzingserver.
 int autobahn_client_command(std::span<char*> args);
+// wsx chat: the chat room server (page, JSON chat protocol over the hub, echo, metrics).
+int chat_command(std::span<char*> args);
+const char* chat_help();
 
 // The whole of `text` as a decimal number of type T.
 template <typename T>

@@ -1,7 +1,8 @@
 // The wsx command:
 //   wsx demo   a tour of the sans-IO engine: a client and a server endpoint wired together
 //              through memory, printing what crosses between them;
-//   wsx echo   a WebSocket echo server on the net layer (the Autobahn fuzzingclient's testee).
+//   wsx echo   a WebSocket echo server on the net layer (the Autobahn fuzzingclient's testee);
+//   wsx chat   the chat room server (cmd_chat.cpp).
 #include <pthread.h>
 #include <signal.h>
 
@@ -203,6 +204,9 @@ int usage() {
                  "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
                  "           [--handshake-timeout MS] [--backend epoll|poll|kqueue]\n"
                  "           [--deflate | --no-deflate]\n"
+                 "  chat     chat room server: web page at /, JSON chat at /ws, echo at /echo\n"
+                 "           [--port 8080] [--address 0.0.0.0] [--static DIR] [--threads N]\n"
+                 "           [--max-connections N] [--max-message BYTES] [--allowed-origin O ...]\n"
                  "  connect  WebSocket client: stdin lines out, messages to stdout\n"
                  "  autobahn-server  echo testee for the Autobahn fuzzingclient\n"
                  "  autobahn-client  testee for the Autobahn fuzzingserver\n");
@@ -335,6 +339,7 @@ int main(int argc, char** argv) {
     if (command != "connect" && wants_help(args)) {
         const char* help = command == "demo"              ? kDemoHelp
                            : command == "echo"            ? kEchoHelp
+                           : command == "chat"            ? wsx::apps::chat_help()
                            : command == "autobahn-server" ? kAutobahnServerHelp
                            : command == "autobahn-client" ? kAutobahnClientHelp
                                                           : nullptr;
@@ -344,6 +349,7 @@ int main(int argc, char** argv) {
     }
     if (command == "demo") return args.empty() ? demo() : usage();
     if (command == "echo") return echo(args);
+    if (command == "chat") return wsx::apps::chat_command(args);
     if (command == "connect") return wsx::apps::connect_command(args);
     if (command == "autobahn-server") return wsx::apps::autobahn_server_command(args);
     if (command == "autobahn-client") return wsx::apps::autobahn_client_command(args);

@@ -128,8 +128,9 @@ namespace {
 
 class Worker final : public IoHandler {
   public:
-    Worker(Server::Impl& server, std::unique_ptr<Reactor> reactor)
-        : server_(server), reactor_(std::move(reactor)), host_(*reactor_) {
+    Worker(Server::Impl& server, std::unique_ptr<Reactor> reactor, unsigned index)
+        : server_(server), reactor_(std::move(reactor)), host_(*reactor_), index_(index) {
+        host_.set_thread_index(index);
         shutdown_task_.worker = this;
         shutdown_timer_.bind<&Worker::on_shutdown_timeout>(this);
         accept_timer_.bind<&Worker::resume_accepting>(this);
@@ -168,12 +169,15 @@ class Worker final : public IoHandler {
 
     void start_thread() {
         thread_ = std::thread([this] {
+            const ServerThread self{index_, *reactor_, host_};
+            if (server_.options.on_thread_start) server_.options.on_thread_start(self);
             static_cast<void>(reactor_->run());
             // Whatever is left (a fatal reactor error, or the shutdown timeout) is dropped here,
             // on the thread that owns it.
             host_.abort_all();
             http_.clear();
             close_listener();
+            if (server_.options.on_thread_stop) server_.options.on_thread_stop(self);
         });
     }
     void join() {
@@ -275,6 +279,7 @@ class Worker final : public IoHandler {
     // before the reactor they are registered with.
     std::unique_ptr<Reactor> reactor_;
     SessionHost host_;
+    unsigned index_;
     std::unordered_map<HttpConnection*, std::unique_ptr<HttpConnection>> http_;
     int listen_fd_ = -1;
     bool accepts_for_itself() const noexcept {
@@ -401,6 +406,13 @@ void HttpConnection::route(proto::Error refusal) {
         // The validation refused it (a valid upgrade on a WebSocket path never gets here).
         respond(refusal_response(refusal));
         return;
+    }
+    if (server.options.http_route && (head.method == "GET" || head_only)) {
+        if (std::optional<HttpRouteResponse> answer = server.options.http_route(path)) {
+            respond(
+                make_http_response(answer->status, answer->content_type, answer->body, head_only));
+            return;
+        }
     }
     if (server.options.health_check && path == "/healthz") {
         respond(health_response(head.method));
@@ -557,7 +569,7 @@ SysStatus Server::start() {
     for (unsigned i = 0; i < threads; ++i) {
         SysResult<std::unique_ptr<Reactor>> reactor = Reactor::create(s.options.backend);
         if (!reactor.ok()) return {reactor.error};
-        workers.push_back(std::make_unique<Worker>(s, std::move(reactor.value)));
+        workers.push_back(std::make_unique<Worker>(s, std::move(reactor.value), i));
     }
     // The first listener learns the port (it may be 0); the others join it.
     if (const SysStatus first = workers[0]->listen(address.value, s.options.reuse_port);

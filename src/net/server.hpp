@@ -30,9 +30,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "net/reactor.hpp"
@@ -42,6 +44,20 @@
 #include "proto/handshake.hpp"
 
 namespace wsx::net {
+
+// A server reactor thread, as the thread hooks see it (on that thread).
+struct ServerThread {
+    unsigned index;  // 0 .. thread_count() - 1; also host.thread_index()
+    Reactor& reactor;
+    SessionHost& host;
+};
+
+// The answer of an application HTTP route (see ServerOptions::http_route).
+struct HttpRouteResponse {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
 
 struct ServerOptions {
     // Numeric IPv4 or IPv6 address to bind. Loopback by default: exposing a server is a choice.
@@ -81,6 +97,16 @@ struct ServerOptions {
     std::string static_root;
     // Answer GET /healthz with 200 "ok".
     bool health_check = true;
+
+    // Application routes for plain GET and HEAD requests (not upgrades), asked before /healthz
+    // and static files with the path (no query); nullopt falls through. Called from every server
+    // thread at once. The answer closes the connection like every plain HTTP answer.
+    std::function<std::optional<HttpRouteResponse>(std::string_view path)> http_route;
+    // Per-thread state of the application (e.g. a hub's subscription tables): on_thread_start
+    // runs on each server thread before its loop, on_thread_stop on it after the loop ended and
+    // its sessions are gone (the Reactor still exists until the Server is destroyed).
+    std::function<void(const ServerThread&)> on_thread_start;
+    std::function<void(const ServerThread&)> on_thread_stop;
 };
 
 class Server {

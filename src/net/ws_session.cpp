@@ -539,6 +539,18 @@ void SessionHost::abort_all() {
 void SessionHost::destroy(WsSession& session) {
     auto node = sessions_.extract(session.id_);
     if (on_session_end_) on_session_end_(session);
+    for (const auto& listener : end_listeners_)
+        listener.second(session);
+}
+
+std::size_t SessionHost::add_session_end_listener(std::function<void(WsSession&)> listener) {
+    const std::size_t id = next_listener_id_++;
+    end_listeners_.emplace_back(id, std::move(listener));
+    return id;
+}
+
+void SessionHost::remove_session_end_listener(std::size_t id) {
+    std::erase_if(end_listeners_, [id](const auto& listener) { return listener.first == id; });
 }
 
 }  // namespace wsx::net

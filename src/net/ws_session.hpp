@@ -204,6 +204,13 @@ class WsSession final : public IoHandler {
     proto::State state() const noexcept { return conn_.state(); }
     bool is_open() const noexcept { return phase_ == Phase::open && conn_.state() == State::open; }
 
+    // ---- Batching (owning thread). Between cork() and uncork() sends only queue; uncork()
+    // writes everything queued meanwhile in as few writev calls as possible (as a callback's
+    // sends are). Pairs nest. uncork() may end the session (on_close runs and the object is
+    // destroyed), so the session must not be touched after it.
+    void cork() noexcept { enter(); }
+    void uncork() { leave(); }
+
   private:
     friend class SessionHost;
     using State = proto::State;
@@ -323,6 +330,15 @@ class SessionHost {
     void set_session_end_observer(std::function<void(WsSession&)> observer) {
         on_session_end_ = std::move(observer);
     }
+    // More observers of session ends, called after the one above (e.g. a hub dropping the
+    // session's subscriptions). The id removes it again.
+    std::size_t add_session_end_listener(std::function<void(WsSession&)> listener);
+    void remove_session_end_listener(std::size_t id);
+
+    // Which thread of a multi-threaded owner this host is (the Server sets 0 .. threads - 1), so
+    // per-thread application state can be found from a session: session.host().thread_index().
+    unsigned thread_index() const noexcept { return thread_index_; }
+    void set_thread_index(unsigned index) noexcept { thread_index_ = index; }
 
   private:
     friend class WsSession;
@@ -333,6 +349,9 @@ class SessionHost {
     std::unordered_map<std::uint64_t, std::unique_ptr<WsSession>> sessions_;
     std::uint64_t next_id_ = 1;
     std::function<void(WsSession&)> on_session_end_;
+    std::vector<std::pair<std::size_t, std::function<void(WsSession&)>>> end_listeners_;
+    std::size_t next_listener_id_ = 1;
+    unsigned thread_index_ = 0;
 };
 
 }  // namespace wsx::net

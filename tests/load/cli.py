@@ -27,6 +27,8 @@ def main():
                  "--max-message", "--handshake-timeout", "--backend"],
         "connect": ["--send", "--count", "--origin", "--protocol", "--header", "--binary",
                     "--linger", "--connect-timeout", "--max-message", "--backend", "--quiet"],
+        "chat": ["--port", "--address", "--static", "--threads", "--max-connections",
+                 "--max-message", "--allowed-origin"],
         "autobahn-server": ["--port", "--address", "--threads", "--max-message"],
         "autobahn-client": ["--url", "--agent", "--max-message"],
     }
