@@ -283,8 +283,9 @@ void WsSession::receive_tls(std::size_t ciphertext_size) {
         if (!got.more || phase_ != Phase::open) break;
         got = tls_->receive(buffer, 0);
     }
-    if (got.state == TlsState::closed && phase_ == Phase::open) {
-        // close_notify without a WebSocket close first: the peer's end of the stream.
+    if (got.state == TlsState::closed && phase_ == Phase::open && conn_.state() != State::closed) {
+        // close_notify before the WebSocket close handshake ended: the peer's end of the stream.
+        // (After it, progress() answers with our close_notify and ends TCP as usual.)
         fail_transport("the peer ended TLS without a close handshake");
     } else if (got.state == TlsState::failed && phase_ != Phase::done) {
         // The alert, best effort: the socket is closed right after.

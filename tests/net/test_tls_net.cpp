@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -129,6 +130,30 @@ struct RawTlsClient {
             if (n <= 0) return false;
             static_cast<void>(stream->receive(buffer, static_cast<std::size_t>(n)));
         }
+    }
+
+    // After the handshake: sends `request`, returns the plaintext until the server's
+    // close_notify or end of TCP.
+    std::string exchange(const std::string& request) {
+        REQUIRE(stream->send(bytes_of(request)) == request.size());
+        std::string answer;
+        std::vector<std::uint8_t> buffer(65536);
+        for (;;) {
+            if (stream->wants_write()) {
+                if (!send_all(fd, stream->pending_output())) break;
+                stream->consume_output(stream->buffered());
+            }
+            if (stream->state() != TlsState::open || !wait_readable(fd, 5000ms)) break;
+            const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+            if (n <= 0) break;
+            TlsStream::Received got = stream->receive(buffer, static_cast<std::size_t>(n));
+            answer.append(reinterpret_cast<const char*>(buffer.data()), got.plaintext);
+            while (got.more) {
+                got = stream->receive(buffer, 0);
+                answer.append(reinterpret_cast<const char*>(buffer.data()), got.plaintext);
+            }
+        }
+        return answer;
     }
 };
 
@@ -372,4 +397,36 @@ TEST_CASE_TEMPLATE("bad input on the TLS port is cut off and logged; others are 
     CHECK(logged("a plain HTTP request on the TLS port"));
     CHECK(logged("the TLS handshake did not complete within the handshake timeout"));
     CHECK(failures.size() == 3);
+}
+
+TEST_CASE_TEMPLATE("plain HTTP answers and static files go out through TLS too", B,
+                   WSX_NET_TEST_BACKENDS) {
+    TestCertificates certs;
+    TlsEcho echo;
+    ServerOptions options = tls_server_options(B::value, certs, echo);
+    std::string content(300 * 1024, '\0');
+    for (std::size_t i = 0; i < content.size(); ++i)
+        content[i] = static_cast<char>('A' + i % 23);
+    {
+        std::filesystem::create_directory(certs.path("www"));
+        std::ofstream file(certs.path("www/big.txt"), std::ios::binary);
+        file << content;
+    }
+    options.static_root = certs.path("www");
+    TestServer server(options, echo);
+
+    RawTlsClient health(server.port(), certs, "localhost");
+    REQUIRE(health.handshake());
+    const std::string ok = health.exchange("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    CHECK(wsx::net::testing::status_line(ok) == "HTTP/1.1 200 OK");
+    CHECK(wsx::net::testing::body_of(ok) == "ok\n");
+    CHECK(health.stream->state() == TlsState::closed);  // close_notify before TCP's end
+
+    RawTlsClient file(server.port(), certs, "localhost");
+    REQUIRE(file.handshake());
+    const std::string got = file.exchange("GET /big.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    CHECK(wsx::net::testing::status_line(got) == "HTTP/1.1 200 OK");
+    CHECK(wsx::net::testing::body_of(got).size() == content.size());
+    CHECK((wsx::net::testing::body_of(got) == content));
+    CHECK(echo.failures().empty());
 }
