@@ -213,8 +213,10 @@ class ConnectApp final : public net::SessionHandler {
     void on_open(WsSession& session) override {
         session_ = &session;
         if (!quiet_) {
-            std::fprintf(stderr, "wsx connect: connected to %s%s%s\n",
-                         net::address_to_string(session.peer()).c_str(),
+            const std::string tls =
+                session.tls() != nullptr ? " over " + std::string(session.tls()->version()) : "";
+            std::fprintf(stderr, "wsx connect: connected to %s%s%s%s\n",
+                         net::address_to_string(session.peer()).c_str(), tls.c_str(),
                          session.protocol().empty() ? "" : ", subprotocol ",
                          session.protocol().c_str());
         }

@@ -18,6 +18,9 @@
 // one buffer bounded by kOutputLimit: send() takes plaintext only while there is room, so a peer
 // that does not read backs the plaintext up in the caller's own (bounded) queue instead. Idle
 // streams release every buffer (SSL_MODE_RELEASE_BUFFERS and an emptied output buffer is freed).
+//
+// Threading: a TlsContext is immutable and may be shared by streams on any number of threads; a
+// TlsStream belongs to one thread at a time, like the connection it serves.
 #pragma once
 
 #include <cstddef>
