@@ -184,8 +184,8 @@ TEST_CASE_TEMPLATE("the wsx client and server echo over wss:// from 0 B to 3 MiB
     TlsEcho echo;
     TestServer server(tls_server_options(B::value, certs, echo), echo);
     auto reactor = make_reactor(B::value);
-    Client client(*reactor, tls_client_options(certs));
     Recorder app;
+    Client client(*reactor, tls_client_options(certs));
     open_session(*reactor, client, app, server.port());
     REQUIRE(app.session->tls() != nullptr);
     CHECK(app.session->tls()->version() == "TLSv1.3");
@@ -244,8 +244,8 @@ TEST_CASE_TEMPLATE("reload_tls serves the new certificate to new connections and
     TlsEcho echo;
     TestServer server(tls_server_options(B::value, certs, echo, "live"), echo);
     auto reactor = make_reactor(B::value);
-    Client client(*reactor, tls_client_options(certs));
     Recorder app;
+    Client client(*reactor, tls_client_options(certs));
     open_session(*reactor, client, app, server.port());
     CHECK(echoes(*reactor, app, "before the reload"));
 
@@ -279,8 +279,8 @@ TEST_CASE_TEMPLATE("a server certificate from an unknown CA fails the connect wi
     TlsEcho echo;
     TestServer server(tls_server_options(B::value, certs, echo), echo);
     auto reactor = make_reactor(B::value);
-    Client client(*reactor, tls_client_options(certs, "ca2"));
     Recorder app;
+    Client client(*reactor, tls_client_options(certs, "ca2"));
     Failures failures;
     client.connect({.url = wss_url(server.port())}, app, failures.callback());
     REQUIRE(run_until(*reactor, [&] { return failures.calls == 1; }));
@@ -301,8 +301,8 @@ TEST_CASE_TEMPLATE("a certificate for another host fails the connect with hostna
     // The default certificate names other.test only.
     TestServer server(tls_server_options(B::value, certs, echo, "other"), echo);
     auto reactor = make_reactor(B::value);
-    Client client(*reactor, tls_client_options(certs));
     Recorder app;
+    Client client(*reactor, tls_client_options(certs));
     Failures failures;
     client.connect({.url = wss_url(server.port(), "localhost")}, app, failures.callback());
     client.connect({.url = wss_url(server.port())}, app, failures.callback());
@@ -322,8 +322,8 @@ TEST_CASE_TEMPLATE("an insecure client connects whatever the certificate", B,
     auto reactor = make_reactor(B::value);
     ClientOptions options = quick_options();
     options.tls.insecure = true;
-    Client client(*reactor, options);
     Recorder app;
+    Client client(*reactor, options);
     open_session(*reactor, client, app, server.port());
     CHECK(echoes(*reactor, app, "unverified"));
 }
@@ -334,8 +334,8 @@ TEST_CASE_TEMPLATE("a wss client on a plain port fails with tls_failed", B, WSX_
     auto reactor = make_reactor(B::value);
     ClientOptions options = quick_options();
     options.tls.insecure = true;
-    Client client(*reactor, options);
     Recorder app;
+    Client client(*reactor, options);
     Failures failures;
     client.connect({.url = wss_url(server.port())}, app, failures.callback());
     REQUIRE(run_until(*reactor, [&] { return failures.calls == 1; }));
@@ -384,8 +384,8 @@ TEST_CASE_TEMPLATE("bad input on the TLS port is cut off and logged; others are 
 
     // Meanwhile a real client is served.
     auto reactor = make_reactor(B::value);
-    Client client(*reactor, tls_client_options(certs));
     Recorder app;
+    Client client(*reactor, tls_client_options(certs));
     open_session(*reactor, client, app, server.port());
     CHECK(echoes(*reactor, app, "still serving"));
 
