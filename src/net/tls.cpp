@@ -19,6 +19,8 @@ constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '
 // A full TLS record of plaintext (RFC 8446 §5.1): small slices are gathered up to this size so
 // that a frame header and its payload travel in one record, not one record (and AEAD tag) each.
 constexpr std::size_t kRecordPlaintext = 16 * 1024;
+// Header and AEAD tag of the records in one batch of output, with room to spare.
+constexpr std::size_t kBatchOverhead = 2 * 1024;
 
 std::string lower(std::string_view text) {
     std::string out(text);
@@ -227,7 +229,16 @@ struct TlsBio {
     static int write(BIO* bio, const char* data, int size) {
         auto* stream = static_cast<TlsStream*>(BIO_get_data(bio));
         const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
-        stream->output_.insert(stream->output_.end(), bytes, bytes + size);
+        const auto n = static_cast<std::size_t>(size);
+        std::vector<std::uint8_t>& out = stream->output_;
+        if (out.capacity() - out.size() < n) {
+            // A full record means bulk output: make room for a whole batch at once (the limit
+            // plus records' overhead), so that growing the buffer copies nothing.
+            out.reserve(std::max(out.size() + n, n > kRecordPlaintext
+                                                     ? TlsStream::kOutputLimit + kBatchOverhead
+                                                     : std::size_t{0}));
+        }
+        out.insert(out.end(), bytes, bytes + n);
         return size;
     }
 
