@@ -53,7 +53,8 @@ constexpr const char* kChatHelp =
     "  --max-connections N      WebSocket connections open at once; beyond: 503 (10000)\n"
     "  --max-message BYTES      largest message accepted; beyond: close 1009 (65536)\n"
     "  --allowed-origin ORIGIN  also accept browser pages from ORIGIN, e.g.\n"
-    "                           http://localhost:3000 (repeatable; same-origin is always on)\n";
+    "                           http://localhost:3000 (repeatable; same-origin is always on)\n"
+    "  with TLS (https:// and wss://), SIGHUP reloads the certificates\n";
 
 // What the server knows of one chat connection; lives in the session's user_data and is only
 // touched on the session's own thread.
@@ -250,15 +251,18 @@ wsx::proto::OriginPolicy origin_policy(std::vector<std::string> allowed) {
         });
 }
 
+}  // namespace
+
+namespace {
 int chat_usage(const char* problem, const char* detail) {
-    std::fprintf(stderr, "wsx chat: %s%s\n%s", problem, detail, kChatHelp);
+    std::fprintf(stderr, "wsx chat: %s%s\n%s", problem, detail, chat_help());
     return 2;
 }
-
 }  // namespace
 
 const char* chat_help() {
-    return kChatHelp;
+    static const std::string help = std::string(kChatHelp) + kTlsServerFlagsHelp;
+    return help.c_str();
 }
 
 int chat_command(std::span<char*> args) {
@@ -269,7 +273,13 @@ int chat_command(std::span<char*> args) {
     std::uint64_t max_message = kDefaultMaxMessage;
     std::vector<std::string> allowed_origins;
     std::string static_dir;
+    TlsFlags tls;
     for (std::size_t i = 0; i < args.size(); ++i) {
+        if (const FlagResult r = parse_tls_flag(args, i, tls, "wsx chat");
+            r != FlagResult::not_mine) {
+            if (r == FlagResult::bad) return 2;
+            continue;
+        }
         const std::string_view flag = args[i];
         if (i + 1 == args.size()) return chat_usage("missing value for ", args[i]);
         const std::string_view value = args[++i];
@@ -304,6 +314,7 @@ int chat_command(std::span<char*> args) {
         return 1;
     }
     options.static_root = static_dir;
+    if (!apply_server_tls(tls, options, "wsx chat")) return 1;
     options.handshake.origin = origin_policy(std::move(allowed_origins));
     options.session.connection.max_message_size = max_message;
     options.session.connection.max_frame_size = max_message;
@@ -316,6 +327,7 @@ int chat_command(std::span<char*> args) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
     wsx::hub::HubOptions hub_options;
@@ -335,15 +347,31 @@ int chat_command(std::span<char*> args) {
     const std::string host =
         wildcard ? "localhost" : (v6 ? "[" + options.address + "]" : options.address);
     const std::string authority = host + ":" + std::to_string(server.port());
+    const char* http = options.tls ? "https" : "http";
+    const char* ws = options.tls ? "wss" : "ws";
     std::fprintf(stderr,
                  "wsx chat: listening on %s:%u (%u threads, max message %llu bytes, page from %s)\n"
-                 "  open http://%s/ in a browser\n"
-                 "  chat ws://%s/ws   echo ws://%s/echo   metrics http://%s/metrics\n",
+                 "  open %s://%s/ in a browser\n"
+                 "  chat %s://%s/ws   echo %s://%s/echo   metrics %s://%s/metrics\n",
                  options.address.c_str(), server.port(), server.thread_count(),
-                 static_cast<unsigned long long>(max_message), static_dir.c_str(),
-                 authority.c_str(), authority.c_str(), authority.c_str(), authority.c_str());
+                 static_cast<unsigned long long>(max_message), static_dir.c_str(), http,
+                 authority.c_str(), ws, authority.c_str(), ws, authority.c_str(), http,
+                 authority.c_str());
     int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    for (;;) {
+        sigwait(&stop_signals, &signal_number);
+        if (signal_number != SIGHUP) break;
+        // SIGHUP: renewed certificate files for new connections; open ones go on.
+        std::string error;
+        if (!options.tls) {
+            std::fprintf(stderr, "wsx chat: SIGHUP ignored (no TLS)\n");
+        } else if (server.reload_tls(&error)) {
+            std::fprintf(stderr, "wsx chat: SIGHUP, TLS certificates reloaded\n");
+        } else {
+            std::fprintf(stderr, "wsx chat: SIGHUP, keeping the old certificates: %s\n",
+                         error.c_str());
+        }
+    }
     const std::size_t open = server.connection_count();
     server.stop();
     server.wait();

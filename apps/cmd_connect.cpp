@@ -40,7 +40,7 @@ using net::WsSession;
 
 void print_connect_help(std::FILE* out) {
     std::fprintf(out,
-                 "usage: wsx connect ws://HOST[:PORT][/PATH] [options]\n"
+                 "usage: wsx connect ws[s]://HOST[:PORT][/PATH] [options]\n"
                  "  sends each line of stdin as a message, prints each message received;\n"
                  "  at end of input, once nothing arrived for --linger ms, closes with 1000\n"
                  "  and exits after the close handshake\n"
@@ -54,8 +54,10 @@ void print_connect_help(std::FILE* out) {
                  "  --connect-timeout MS     TCP connect and handshake timeout (10000)\n"
                  "  --max-message BYTES      largest message accepted (16 MiB)\n"
                  "  --backend epoll|poll|kqueue\n"
+                 "%s"
                  "  --quiet                  no progress messages on stderr\n"
-                 "  --help                   this text\n");
+                 "  --help                   this text\n",
+                 kTlsClientFlagsHelp);
 }
 
 int connect_usage() {
@@ -211,8 +213,10 @@ class ConnectApp final : public net::SessionHandler {
     void on_open(WsSession& session) override {
         session_ = &session;
         if (!quiet_) {
-            std::fprintf(stderr, "wsx connect: connected to %s%s%s\n",
-                         net::address_to_string(session.peer()).c_str(),
+            const std::string tls =
+                session.tls() != nullptr ? " over " + std::string(session.tls()->version()) : "";
+            std::fprintf(stderr, "wsx connect: connected to %s%s%s%s\n",
+                         net::address_to_string(session.peer()).c_str(), tls.c_str(),
                          session.protocol().empty() ? "" : ", subprotocol ",
                          session.protocol().c_str());
         }
@@ -349,8 +353,14 @@ int connect_command(std::span<char*> args) {
     std::deque<std::string> sends;
     std::size_t count = 0;
     std::chrono::milliseconds linger{500};
+    TlsFlags tls;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view arg = args[i];
+        if (const FlagResult r = parse_tls_flag(args, i, tls, "wsx connect");
+            r != FlagResult::not_mine) {
+            if (r == FlagResult::bad) return connect_usage();
+            continue;
+        }
         if (arg == "--help" || arg == "-h") {
             print_connect_help(stdout);
             return 0;
@@ -420,6 +430,7 @@ int connect_command(std::span<char*> args) {
         }
     }
     if (request.url.empty()) return connect_usage();
+    apply_client_tls(tls, options);
 
     net::SysResult<std::unique_ptr<net::Reactor>> created = net::Reactor::create(backend);
     if (!created.ok()) {

@@ -166,7 +166,8 @@ constexpr const char* kDemoHelp =
 
 constexpr const char* kEchoHelp =
     "usage: wsx echo [options]\n"
-    "  WebSocket echo server on every path; stops gracefully on SIGINT/SIGTERM\n"
+    "  WebSocket echo server on every path; stops gracefully on SIGINT/SIGTERM;\n"
+    "  with TLS, SIGHUP reloads the certificates\n"
     "  --port N                 TCP port, 0 for any free one (8080)\n"
     "  --address ADDR           address to bind (0.0.0.0)\n"
     "  --threads N              reactor threads, 0 for one per core (0)\n"
@@ -204,6 +205,7 @@ int usage() {
                  "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
                  "           [--handshake-timeout MS] [--backend epoll|poll|kqueue]\n"
                  "           [--deflate | --no-deflate]\n"
+                 "           [--tls-cert FILE --tls-key FILE [--tls-sni HOST:CERT:KEY]...]\n"
                  "  chat     chat room server: web page at /, JSON chat at /ws, echo at /echo\n"
                  "           [--port 8080] [--address 0.0.0.0] [--static DIR] [--threads N]\n"
                  "           [--max-connections N] [--max-message BYTES] [--allowed-origin O ...]\n"
@@ -248,8 +250,14 @@ int echo(std::span<char*> args) {
     options.port = 8080;
     options.websocket_paths = {"*"};  // every path: test suites pick their own
     std::uint64_t max_message = options.session.connection.max_message_size;
+    wsx::apps::TlsFlags tls;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view flag = args[i];
+        if (const auto r = wsx::apps::parse_tls_flag(args, i, tls, "wsx echo");
+            r != wsx::apps::FlagResult::not_mine) {
+            if (r == wsx::apps::FlagResult::bad) return usage();
+            continue;
+        }
         if (flag == "--deflate" || flag == "--no-deflate") {
             // RFC 7692 permessage-deflate, with every parameter a client may ask for.
             options.deflate.reset();
@@ -289,6 +297,7 @@ int echo(std::span<char*> args) {
             return usage();
         }
     }
+    if (!wsx::apps::apply_server_tls(tls, options, "wsx echo")) return 1;
     options.session.connection.max_message_size = max_message;
     options.session.connection.max_frame_size = max_message;
     // An echo holds one message in its output: keep the hard cap above it.
@@ -301,6 +310,7 @@ int echo(std::span<char*> args) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
     EchoHandler handler;
@@ -311,12 +321,26 @@ int echo(std::span<char*> args) {
         return 1;
     }
     std::fprintf(
-        stderr, "wsx echo: listening on %s:%u (%u threads, %s, max message %llu bytes%s%s)\n",
+        stderr, "wsx echo: listening on %s:%u (%u threads, %s, max message %llu bytes%s%s%s)\n",
         options.address.c_str(), server.port(), server.thread_count(),
         wsx::net::backend_name(options.backend), static_cast<unsigned long long>(max_message),
-        options.static_root.empty() ? "" : ", static files from ", options.static_root.c_str());
+        options.static_root.empty() ? "" : ", static files from ", options.static_root.c_str(),
+        options.tls ? ", TLS" : "");
     int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    for (;;) {
+        sigwait(&stop_signals, &signal_number);
+        if (signal_number != SIGHUP) break;
+        // SIGHUP: new certificate files (e.g. renewed) for new connections; open ones go on.
+        std::string error;
+        if (!options.tls) {
+            std::fprintf(stderr, "wsx echo: SIGHUP ignored (no TLS)\n");
+        } else if (server.reload_tls(&error)) {
+            std::fprintf(stderr, "wsx echo: SIGHUP, TLS certificates reloaded\n");
+        } else {
+            std::fprintf(stderr, "wsx echo: SIGHUP, keeping the old certificates: %s\n",
+                         error.c_str());
+        }
+    }
     const std::size_t open = server.connection_count();
     server.stop();
     server.wait();
@@ -345,6 +369,7 @@ int main(int argc, char** argv) {
                                                           : nullptr;
         if (help == nullptr) return usage();
         std::fputs(help, stdout);
+        if (command == "echo") std::fputs(wsx::apps::kTlsServerFlagsHelp, stdout);
         return 0;
     }
     if (command == "demo") return args.empty() ? demo() : usage();

@@ -49,8 +49,6 @@ const char* connect_errc_name(ConnectErrc code) noexcept {
     switch (code) {
         case ConnectErrc::invalid_url:
             return "invalid_url";
-        case ConnectErrc::tls_unsupported:
-            return "tls_unsupported";
         case ConnectErrc::resolve_failed:
             return "resolve_failed";
         case ConnectErrc::connection_refused:
@@ -67,6 +65,10 @@ const char* connect_errc_name(ConnectErrc code) noexcept {
             return "http_status";
         case ConnectErrc::bad_response:
             return "bad_response";
+        case ConnectErrc::tls_verify_failed:
+            return "tls_verify_failed";
+        case ConnectErrc::tls_failed:
+            return "tls_failed";
         case ConnectErrc::system:
             return "system";
     }
@@ -77,9 +79,6 @@ std::string ConnectError::message() const {
     switch (code) {
         case ConnectErrc::invalid_url:
             return "invalid URL \"" + target + "\": " + detail;
-        case ConnectErrc::tls_unsupported:
-            return "cannot connect to " + target +
-                   ": wss:// needs TLS, which this build of wsx does not support yet";
         case ConnectErrc::resolve_failed:
             return "cannot resolve " + target + ": " + detail;
         case ConnectErrc::connection_refused:
@@ -101,6 +100,10 @@ std::string ConnectError::message() const {
         case ConnectErrc::bad_response:
             return target + " sent an invalid opening handshake response: " +
                    std::string(proto::describe(handshake_error));
+        case ConnectErrc::tls_verify_failed:
+            return "cannot trust " + target + ": " + detail;
+        case ConnectErrc::tls_failed:
+            return "TLS with " + target + " failed: " + detail;
         case ConnectErrc::system:
             return with_errno(detail, sys_error);
     }
@@ -140,6 +143,19 @@ struct Client::Impl {
             resolver = own_resolver.get();
         }
         return *resolver;
+    }
+
+    // The wss:// context, made at first use; null with tls_error set when it cannot be made.
+    std::shared_ptr<const TlsContext> tls_context;
+    std::string tls_error;
+
+    std::shared_ptr<const TlsContext> tls() {
+        if (tls_context == nullptr && tls_error.empty()) {
+            TlsContextResult made = make_client_context(options.tls);
+            tls_context = std::move(made.context);
+            tls_error = std::move(made.error);
+        }
+        return tls_context;
     }
 
     Attempt* find(AttemptId id) noexcept;
@@ -240,10 +256,6 @@ class Attempt final : public IoHandler {
             return;
         }
         url_ = parsed.url;
-        if (url_.secure) {
-            fail(make_error(ConnectErrc::tls_unsupported, request_.url));
-            return;
-        }
         if (std::optional<SocketAddress> numeric = resolve_numeric(url_.host, url_.port)) {
             addresses_.push_back(*numeric);
             connect_next();
@@ -352,11 +364,121 @@ class Attempt final : public IoHandler {
             return;
         }
         request_bytes_ = handshake_->request();
+        if (url_.secure) {
+            std::shared_ptr<const TlsContext> context = client_.tls();
+            if (context == nullptr) {
+                ConnectError error = make_error(ConnectErrc::tls_failed, address_to_string(peer_));
+                error.detail = client_.tls_error;
+                fail(std::move(error));
+                return;
+            }
+            // The URL's host is the name the certificate must carry (RFC 6125) and the SNI.
+            tls_ = TlsStream::client(std::move(context), url_.host);
+            if (tls_->state() == TlsState::failed) {
+                tls_failed();
+                return;
+            }
+        }
+        // The handshake timeout covers TLS and HTTP together.
         client_.reactor.arm(timer_, client_.options.handshake_timeout);
         write_request();
     }
 
+    void tls_failed() {
+        ConnectError error = make_error(
+            tls_->verify_failed() ? ConnectErrc::tls_verify_failed : ConnectErrc::tls_failed,
+            address_to_string(peer_));
+        error.detail = tls_->error();
+        if (!tls_->verify_failed() && tls_->error() == "wrong version number") {
+            error.detail += " (not a TLS server? try ws://)";
+        }
+        // The alert, best effort: the socket is closed right after.
+        if (tls_->wants_write()) static_cast<void>(write_some(fd_, tls_->pending_output()));
+        fail(std::move(error));
+    }
+
+    // Through TLS: the handshake's own messages, then the request once the handshake is done.
+    // False when the attempt ended (and this is gone).
+    bool write_request_tls() {
+        for (;;) {
+            while (tls_->wants_write()) {
+                const SysResult<std::size_t> wrote = write_some(fd_, tls_->pending_output());
+                if (!wrote.ok()) {
+                    if (would_block(wrote.error)) break;
+                    ConnectError error =
+                        make_error(ConnectErrc::connection_lost, address_to_string(peer_));
+                    error.sys_error = wrote.error;
+                    fail(std::move(error));
+                    return false;
+                }
+                tls_->consume_output(wrote.value);
+            }
+            if (tls_->wants_write() || !tls_->handshake_done() ||
+                request_sent_ == request_bytes_.size()) {
+                break;
+            }
+            const std::string_view rest = std::string_view(request_bytes_).substr(request_sent_);
+            request_sent_ +=
+                tls_->send({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()});
+        }
+        return set_interest(tls_->wants_write() ? Interest::read_write : Interest::read);
+    }
+
+    bool set_interest(Interest want) {
+        if (const SysStatus modified = client_.reactor.modify(fd_, want); !modified.ok()) {
+            ConnectError error = make_error(ConnectErrc::system, address_to_string(peer_));
+            error.sys_error = modified.error;
+            error.detail = "the reactor refused the socket";
+            fail(std::move(error));
+            return false;
+        }
+        return true;
+    }
+
+    // Reads and decrypts into response_; false when there is nothing new (or the attempt ended).
+    bool read_tls(std::size_t limit) {
+        const std::span<std::uint8_t> whole = client_.host.read_buffer();
+        std::span<std::uint8_t> buffer =
+            whole.first(std::min(whole.size(), limit - response_.size()));
+        const SysResult<std::size_t> got = read_some(fd_, buffer);
+        if (!got.ok() || got.value == 0) {
+            if (!got.ok() && would_block(got.error)) return false;
+            ConnectError error = make_error(ConnectErrc::connection_lost, address_to_string(peer_));
+            error.sys_error = got.error;
+            if (tls_->state() == TlsState::handshaking) {
+                error.code = ConnectErrc::tls_failed;
+                error.detail = "the server closed the connection during the TLS handshake";
+            }
+            fail(std::move(error));
+            return false;
+        }
+        TlsStream::Received received = tls_->receive(buffer, got.value);
+        std::size_t produced = received.plaintext;
+        response_.append(reinterpret_cast<const char*>(buffer.data()), received.plaintext);
+        // What did not fit, up to the limit; after a complete response the session drains the
+        // rest when it opens.
+        while (received.more && response_.size() < limit) {
+            buffer = whole.first(std::min(whole.size(), limit - response_.size()));
+            received = tls_->receive(buffer, 0);
+            produced += received.plaintext;
+            response_.append(reinterpret_cast<const char*>(buffer.data()), received.plaintext);
+        }
+        if (received.state == TlsState::failed) {
+            tls_failed();
+            return false;
+        }
+        if (received.state == TlsState::closed) {
+            fail(make_error(ConnectErrc::connection_lost, address_to_string(peer_)));
+            return false;
+        }
+        return write_request_tls() && produced > 0;
+    }
+
     void write_request() {
+        if (tls_ != nullptr) {
+            static_cast<void>(write_request_tls());
+            return;
+        }
         while (request_sent_ < request_bytes_.size()) {
             const std::string_view rest = std::string_view(request_bytes_).substr(request_sent_);
             const SysResult<std::size_t> wrote =
@@ -387,6 +509,11 @@ class Attempt final : public IoHandler {
         // One byte past the head limit lets the parser see an oversized head; bytes after the
         // head (the server's first frames) stay bounded by the same amount.
         const std::size_t limit = client_.options.response_limits.max_head_bytes + 1;
+        if (tls_ != nullptr) {
+            if (!read_tls(limit)) return;
+            parse_response(limit);
+            return;
+        }
         const std::size_t old_size = response_.size();
         response_.resize(std::min(limit, std::max<std::size_t>(old_size * 2, 1024)));
         const SysResult<std::size_t> got =
@@ -400,6 +527,10 @@ class Attempt final : public IoHandler {
             fail(std::move(error));
             return;
         }
+        parse_response(limit);
+    }
+
+    void parse_response(std::size_t limit) {
         const proto::HttpParseResult parsed = handshake_->parse(response_);
         if (parsed.status == proto::ParseStatus::need_more) {
             if (response_.size() >= limit) {
@@ -458,6 +589,7 @@ class Attempt final : public IoHandler {
         start.target = url_.target;
         start.peer = peer_;
         start.deflate = std::move(deflate);
+        start.tls = std::move(tls_);
         fd_ = -1;  // the session owns it now
         // Keeps this attempt (and early_bytes, which point into it) alive through adopt().
         const std::unique_ptr<Attempt> self = client_.take(id_);
@@ -507,6 +639,7 @@ class Attempt final : public IoHandler {
     Resolver::Id resolve_id_ = 0;
     Timer timer_;
 
+    std::unique_ptr<TlsStream> tls_;  // wss:// only
     std::optional<proto::ClientHandshake> handshake_;
     std::string request_bytes_;
     std::size_t request_sent_ = 0;

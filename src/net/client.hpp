@@ -1,6 +1,7 @@
-// The WebSocket client: ws:// URL → name resolution (off the reactor thread) → non-blocking TCP
-// connect → RFC 6455 §4.1 opening handshake → a WsSession in client role, driven by the same
-// SessionHandler interface as the server's sessions.
+// The WebSocket client: ws:// or wss:// URL → name resolution (off the reactor thread) →
+// non-blocking TCP connect → for wss://, the TLS handshake (certificate and host name verified) →
+// RFC 6455 §4.1 opening handshake → a WsSession in client role, driven by the same SessionHandler
+// interface as the server's sessions.
 //
 //   Client client(reactor);                                   // one per reactor thread
 //   client.connect({.url = "ws://127.0.0.1:8080/chat", .protocols = {"chat"}}, handler,
@@ -26,6 +27,7 @@
 
 #include "net/reactor.hpp"
 #include "net/resolver.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 #include "proto/deflate.hpp"
 #include "proto/error.hpp"
@@ -48,12 +50,15 @@ struct ClientOptions {
     // permessage-deflate (RFC 7692) offered on every connection; nullopt: no offer. A request's
     // own `deflate` takes precedence.
     std::optional<proto::DeflateOptions> deflate{};
+    // wss://: trust store (system, or ca_file) and verification. The context is made at the
+    // first wss:// connect and shared by every later one.
+    TlsClientOptions tls{};
 };
 
 // One connection to open.
 struct ConnectRequest {
     // Members have initializers so that designated initialization may leave any of them out.
-    std::string url{};                     // ws://host[:port][/path][?query]
+    std::string url{};                     // ws:// or wss://host[:port][/path][?query]
     std::string origin{};                  // sent as Origin when not empty (RFC 6455 §4.1 item 8)
     std::vector<std::string> protocols{};  // Sec-WebSocket-Protocol offers, most preferred first
     // Extra request headers (cookies, authorization ...), written as given: valid field syntax,
@@ -67,7 +72,6 @@ struct ConnectRequest {
 
 enum class ConnectErrc : std::uint8_t {
     invalid_url,         // the URL does not parse (ConnectError::detail says why)
-    tls_unsupported,     // wss:// needs TLS, which this build does not have yet
     resolve_failed,      // getaddrinfo failed (resolve_error, EAI_*)
     connection_refused,  // every address refused the TCP connection (ECONNREFUSED)
     connect_failed,      // TCP connect failed otherwise (sys_error: ENETUNREACH, ...)
@@ -76,6 +80,10 @@ enum class ConnectErrc : std::uint8_t {
     handshake_timeout,   // no complete response within handshake_timeout
     http_status,         // the server answered with a status other than 101 (http_status)
     bad_response,        // a 101 that RFC 6455 §4.2.2 makes us refuse (handshake_error)
+    tls_verify_failed,   // the server's certificate failed verification (detail: why, e.g.
+                         // "certificate verify failed: hostname mismatch")
+    tls_failed,          // any other TLS failure: an alert, no common version or cipher, not a
+                         // TLS server, the trust store would not load (detail: OpenSSL's reason)
     system,              // a local failure: socket(), the reactor, the CSPRNG (sys_error)
 };
 

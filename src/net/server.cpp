@@ -4,13 +4,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include "net/client.hpp"
 #include "net/http_static.hpp"
 #include "net/socket.hpp"
+#include "net/tls.hpp"
 
 namespace wsx::net {
 
@@ -58,10 +61,15 @@ class HttpConnection final : public IoHandler {
     void on_timer();
 
     void read_request();
+    bool read_plain(std::size_t limit);
+    bool read_tls(std::size_t limit);
+    bool flush_tls_output();
+    void tls_failed(std::string_view reason);
     void route(proto::Error refusal);
     void upgrade();
     void respond(HttpResponse response);
     void write_response();
+    void write_response_tls();
     void linger();
     bool set_interest(Interest interest);
     void finish();  // deletes this
@@ -69,6 +77,7 @@ class HttpConnection final : public IoHandler {
     Worker& worker_;
     int fd_;
     SocketAddress peer_;
+    std::unique_ptr<TlsStream> tls_;  // with ServerOptions::tls; handed on to the session
     std::string in_;
     proto::ServerHandshake handshake_;
     Phase phase_ = Phase::reading;
@@ -107,7 +116,16 @@ struct Server::Impl {
     std::atomic<bool> stopping{false};
     bool started = false;
 
+    // The certificates new connections get; replaced whole by reload_tls().
+    mutable std::mutex tls_mutex;
+    std::shared_ptr<const TlsContext> tls_context;
+
     Impl(ServerOptions o, SessionHandler& h) : options(std::move(o)), handler(h) {}
+
+    std::shared_ptr<const TlsContext> current_tls() const {
+        const std::lock_guard<std::mutex> lock(tls_mutex);
+        return tls_context;
+    }
 
     bool reserve_session() noexcept {
         if (sessions.fetch_add(1, std::memory_order_relaxed) < options.max_connections) return true;
@@ -314,6 +332,10 @@ HttpConnection::~HttpConnection() {
 }
 
 bool HttpConnection::start() {
+    if (std::shared_ptr<const TlsContext> context = worker_.server().current_tls()) {
+        tls_ = TlsStream::server(std::move(context));
+        if (tls_->state() == TlsState::failed) return false;
+    }
     if (!worker_.reactor().add(fd_, Interest::read, *this).ok()) return false;
     worker_.reactor().arm(timer_, worker_.server().options.handshake_timeout);
     return true;
@@ -324,6 +346,9 @@ void HttpConnection::finish() {
 }
 
 void HttpConnection::on_timer() {
+    if (tls_ != nullptr && tls_->state() == TlsState::handshaking) {
+        tls_failed("the TLS handshake did not complete within the handshake timeout");
+    }
     finish();  // too slow to send its request, or to take our answer, or to hang up
 }
 
@@ -341,30 +366,102 @@ void HttpConnection::on_readable(int) {
 }
 
 void HttpConnection::on_writable(int) {
-    if (phase_ == Phase::writing) write_response();
+    if (phase_ == Phase::writing) {
+        write_response();
+    } else if (phase_ == Phase::reading && tls_ != nullptr) {
+        static_cast<void>(flush_tls_output());
+    }
 }
 
-void HttpConnection::read_request() {
-    // One byte past the head limit lets the parser see an oversized head (431). Bytes after the
-    // head (the client's first frames) stay bounded by the same amount.
-    const std::size_t limit = worker_.server().options.handshake.limits.max_head_bytes + 1;
+void HttpConnection::tls_failed(std::string_view reason) {
+    const TlsServerOptions& options = *worker_.server().options.tls;
+    if (options.on_handshake_error) options.on_handshake_error(address_to_string(peer_), reason);
+}
+
+bool HttpConnection::read_plain(std::size_t limit) {
     const std::size_t old_size = in_.size();
-    if (old_size >= limit) {
-        respond(refusal_response(proto::Error::http_headers_too_large));
-        return;
-    }
     in_.resize(std::min(limit, std::max<std::size_t>(old_size * 2, 1024)));
     const SysResult<std::size_t> got = read_some(
         fd_, {reinterpret_cast<std::uint8_t*>(in_.data()) + old_size, in_.size() - old_size});
     in_.resize(old_size + (got.ok() ? got.value : 0));
     if (!got.ok()) {
         if (!would_block(got.error)) finish();
-        return;
+        return false;
     }
     if (got.value == 0) {
         finish();  // gone before finishing its request
+        return false;
+    }
+    return true;
+}
+
+bool HttpConnection::read_tls(std::size_t limit) {
+    // Plaintext is decrypted in place and kept within the head limit, like a plain read.
+    const std::span<std::uint8_t> whole = worker_.host().read_buffer();
+    std::span<std::uint8_t> buffer = whole.first(std::min(whole.size(), limit - in_.size()));
+    const SysResult<std::size_t> got = read_some(fd_, buffer);
+    if (!got.ok()) {
+        if (!would_block(got.error)) finish();
+        return false;
+    }
+    if (got.value == 0) {
+        if (tls_->state() == TlsState::handshaking) {
+            tls_failed("the client closed the connection during the TLS handshake");
+        }
+        finish();
+        return false;
+    }
+    TlsStream::Received received = tls_->receive(buffer, got.value);
+    std::size_t produced = received.plaintext;
+    in_.append(reinterpret_cast<const char*>(buffer.data()), received.plaintext);
+    // What did not fit, up to the limit. Past it the request is refused (431), or, after a
+    // complete request, the session drains the rest when it opens.
+    while (received.more && in_.size() < limit) {
+        buffer = whole.first(std::min(whole.size(), limit - in_.size()));
+        received = tls_->receive(buffer, 0);
+        produced += received.plaintext;
+        in_.append(reinterpret_cast<const char*>(buffer.data()), received.plaintext);
+    }
+    if (received.state == TlsState::failed) {
+        tls_failed(tls_->error());
+        // The alert, best effort: the connection ends here.
+        if (tls_->wants_write()) static_cast<void>(write_some(fd_, tls_->pending_output()));
+        finish();
+        return false;
+    }
+    if (received.state == TlsState::closed) {
+        finish();
+        return false;
+    }
+    return flush_tls_output() && produced > 0;
+}
+
+bool HttpConnection::flush_tls_output() {
+    while (tls_->wants_write()) {
+        const SysResult<std::size_t> wrote = write_some(fd_, tls_->pending_output());
+        if (!wrote.ok()) {
+            if (!would_block(wrote.error)) {
+                finish();
+                return false;
+            }
+            break;
+        }
+        tls_->consume_output(wrote.value);
+    }
+    // The handshake's answer is small, but a full socket buffer must not lose it.
+    const Interest want = tls_->wants_write() ? Interest::read_write : Interest::read;
+    return worker_.reactor().interest(fd_) == want || set_interest(want);
+}
+
+void HttpConnection::read_request() {
+    // One byte past the head limit lets the parser see an oversized head (431). Bytes after the
+    // head (the client's first frames) stay bounded by the same amount.
+    const std::size_t limit = worker_.server().options.handshake.limits.max_head_bytes + 1;
+    if (in_.size() >= limit) {
+        respond(refusal_response(proto::Error::http_headers_too_large));
         return;
     }
+    if (!(tls_ != nullptr ? read_tls(limit) : read_plain(limit))) return;
     const proto::HttpParseResult parsed = handshake_.parse(in_);
     if (parsed.status == proto::ParseStatus::need_more) {
         if (in_.size() >= limit) respond(refusal_response(proto::Error::http_headers_too_large));
@@ -458,6 +555,7 @@ void HttpConnection::upgrade() {
     start.protocol = std::string(request.protocol);
     start.target = std::string(request.target);
     start.peer = peer_;
+    start.tls = std::move(tls_);
 
     static_cast<void>(worker_.reactor().remove(fd_));
     fd_ = -1;  // the session owns it now
@@ -476,6 +574,10 @@ void HttpConnection::respond(HttpResponse response) {
 }
 
 void HttpConnection::write_response() {
+    if (tls_ != nullptr) {
+        write_response_tls();
+        return;
+    }
     while (head_sent_ < response_.head.size()) {
         const SysResult<std::size_t> wrote = write_some(
             fd_, {reinterpret_cast<const std::uint8_t*>(response_.head.data()) + head_sent_,
@@ -506,6 +608,42 @@ void HttpConnection::write_response() {
         }
         file_sent_ += wrote.value;
         worker_.reactor().arm(timer_, worker_.server().options.session.write_wait);
+    }
+    linger();
+}
+
+void HttpConnection::write_response_tls() {
+    const std::span<std::uint8_t> buffer = worker_.host().read_buffer();
+    for (;;) {
+        while (tls_->wants_write()) {
+            const SysResult<std::size_t> wrote = write_some(fd_, tls_->pending_output());
+            if (!wrote.ok()) {
+                if (!would_block(wrote.error)) return finish();
+                static_cast<void>(set_interest(Interest::write));
+                return;
+            }
+            tls_->consume_output(wrote.value);
+            worker_.reactor().arm(timer_, worker_.server().options.session.write_wait);
+        }
+        if (tls_->close_sent()) break;
+        if (tls_->state() != TlsState::open) return finish();
+        if (head_sent_ < response_.head.size()) {
+            head_sent_ += tls_->send(
+                {reinterpret_cast<const std::uint8_t*>(response_.head.data()) + head_sent_,
+                 response_.head.size() - head_sent_});
+        } else if (response_.file_fd >= 0 && file_sent_ < response_.file_size) {
+            // As on plain TCP, the file goes through the thread's read buffer, a piece at a
+            // time, and only as fast as the client takes it.
+            const std::size_t want = static_cast<std::size_t>(
+                std::min<std::uint64_t>(std::min(buffer.size(), TlsStream::kOutputLimit),
+                                        response_.file_size - file_sent_));
+            const ssize_t got =
+                ::pread(response_.file_fd, buffer.data(), want, static_cast<off_t>(file_sent_));
+            if (got <= 0) return finish();
+            file_sent_ += tls_->send(buffer.first(static_cast<std::size_t>(got)));
+        } else {
+            tls_->close();  // close_notify, then the TCP linger
+        }
     }
     linger();
 }
@@ -554,6 +692,11 @@ Server::~Server() {
 SysStatus Server::start() {
     Impl& s = *impl_;
     if (s.started) return {EALREADY};
+    if (s.options.tls) {
+        TlsContextResult context = make_server_context(*s.options.tls);
+        if (!context.ok()) return {EINVAL};
+        s.tls_context = std::move(context.context);
+    }
     const SysResult<SocketAddress> address =
         SocketAddress::from_numeric(s.options.address, s.options.port);
     if (!address.ok()) return {address.error};
@@ -615,6 +758,23 @@ void Server::wait() {
 
 std::size_t Server::connection_count() const noexcept {
     return impl_->sessions.load(std::memory_order_relaxed);
+}
+
+bool Server::reload_tls(std::string* error) {
+    Impl& s = *impl_;
+    if (!s.options.tls) {
+        if (error != nullptr) *error = "the server was not started with TLS";
+        return false;
+    }
+    TlsContextResult context = make_server_context(*s.options.tls);
+    if (!context.ok()) {
+        if (error != nullptr) *error = std::move(context.error);
+        return false;
+    }
+    // Streams hold their own reference: the old context lives on with the connections using it.
+    const std::lock_guard<std::mutex> lock(s.tls_mutex);
+    s.tls_context = std::move(context.context);
+    return true;
 }
 
 }  // namespace wsx::net

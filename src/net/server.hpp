@@ -21,6 +21,9 @@
 //   - plain HTTP: /healthz → 200; a static file → 200 (or 403/404/405); a WebSocket path with
 //     nothing else there → 426 with Upgrade: websocket; anything else → 404.
 //
+// With options.tls, every connection speaks TLS first (src/net/tls.hpp): the TLS handshake, the
+// HTTP request and the answer all go through it, and the session inherits it.
+//
 // Graceful shutdown (stop()): listeners close, pending handshakes are dropped, every session gets
 // a 1001 close frame after everything already queued for it, the server waits for the close
 // replies (each session's close_timeout, all bounded by shutdown_timeout), then the threads end.
@@ -39,6 +42,7 @@
 
 #include "net/reactor.hpp"
 #include "net/sys_result.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 #include "proto/deflate.hpp"
 #include "proto/handshake.hpp"
@@ -107,6 +111,9 @@ struct ServerOptions {
     // its sessions are gone (the Reactor still exists until the Server is destroyed).
     std::function<void(const ServerThread&)> on_thread_start;
     std::function<void(const ServerThread&)> on_thread_stop;
+    // wss://: TLS on every connection (certificates, SNI, ciphers, a handshake error hook);
+    // nullopt: plain TCP. The TLS handshake runs inside handshake_timeout, with the HTTP request.
+    std::optional<TlsServerOptions> tls{};
 };
 
 class Server {
@@ -119,7 +126,8 @@ class Server {
     Server& operator=(const Server&) = delete;
 
     // Binds the listeners and starts the threads. On failure nothing is left running and the
-    // errno says why (EADDRINUSE, EINVAL for a bad address, ENOTDIR for a bad static root ...).
+    // errno says why (EADDRINUSE, EINVAL for a bad address or TLS files that do not load (see
+    // make_server_context for the reason), ENOTDIR for a bad static root ...).
     SysStatus start();
 
     // The bound port (after start()).
@@ -133,6 +141,11 @@ class Server {
 
     // Open WebSocket sessions right now, across threads.
     std::size_t connection_count() const noexcept;
+
+    // Any thread (e.g. on SIGHUP): loads options.tls's certificate and key files again. New
+    // connections get the new certificates; open ones keep theirs and are not interrupted. On
+    // failure (error says why) the old certificates stay in use.
+    bool reload_tls(std::string* error = nullptr);
 
     struct Impl;
 

@@ -111,6 +111,7 @@ WsSession::WsSession(SessionHost& host, std::uint64_t id, const SessionStart& st
       options_(*start.options),
       handler_(*start.handler),
       conn_(start.role, connection_options(start)),
+      tls_(std::move(start.tls)),
       id_(id),
       fd_(start.fd),
       preamble_(start.preamble),
@@ -160,6 +161,8 @@ void WsSession::open(std::span<const std::uint8_t> early_bytes) {
         Events events{this};
         conn_.receive(buffer.first(n), events);
     }
+    // Plaintext the handshake's reader had no room for: the first frames, already decrypted.
+    if (tls_ != nullptr && tls_->has_pending() && phase_ == Phase::open) receive_tls(0);
     leave();
 }
 
@@ -261,12 +264,47 @@ void WsSession::read_once() {
     }
     if (phase_ == Phase::lingering) return;  // after the close handshake input is discarded
     last_received_ = reactor().now().count();
+    if (tls_ != nullptr) {
+        receive_tls(got.value);
+        return;
+    }
     Events events{this};
     conn_.receive(buffer.first(got.value), events);
 }
 
+void WsSession::receive_tls(std::size_t ciphertext_size) {
+    const std::span<std::uint8_t> buffer = host_.read_buffer();
+    TlsStream::Received got = tls_->receive(buffer, ciphertext_size);
+    for (;;) {
+        if (got.plaintext > 0 && phase_ == Phase::open) {
+            Events events{this};
+            conn_.receive(buffer.first(got.plaintext), events);
+        }
+        if (!got.more || phase_ != Phase::open) break;
+        got = tls_->receive(buffer, 0);
+    }
+    if (got.state == TlsState::closed && phase_ == Phase::open && conn_.state() != State::closed) {
+        // close_notify before the WebSocket close handshake ended: the peer's end of the stream.
+        // (After it, progress() answers with our close_notify and ends TCP as usual.)
+        fail_transport("the peer ended TLS without a close handshake");
+    } else if (got.state == TlsState::failed && phase_ != Phase::done) {
+        // The alert, best effort: the socket is closed right after.
+        if (tls_->wants_write()) static_cast<void>(write_some(fd_, tls_->pending_output()));
+        // The reason outlives on_close: tls_ goes with the session.
+        fail_transport(tls_->error());
+    }
+}
+
 void WsSession::flush() {
     if (fd_ < 0 || write_blocked_) return;
+    if (!(tls_ != nullptr ? flush_tls() : flush_plain())) return;
+    if (write_blocked_ && !write_timer_.armed() && options_.write_wait.count() > 0) {
+        reactor().arm(write_timer_, options_.write_wait);
+    }
+    check_watermarks();
+}
+
+bool WsSession::flush_plain() {
     proto::IoSlice slices[kMaxSlices];
     for (;;) {
         std::size_t count = 0;
@@ -282,7 +320,7 @@ void WsSession::flush() {
         if (!wrote.ok()) {
             if (!would_block(wrote.error)) {
                 fail_transport("write failed (connection reset)");
-                return;
+                return false;
             }
             write_blocked_ = true;
             break;
@@ -300,10 +338,53 @@ void WsSession::flush() {
             break;
         }
     }
-    if (write_blocked_ && !write_timer_.armed() && options_.write_wait.count() > 0) {
-        reactor().arm(write_timer_, options_.write_wait);
+    return true;
+}
+
+bool WsSession::flush_tls() {
+    proto::IoSlice slices[kMaxSlices];
+    for (;;) {
+        // Ciphertext first; more plaintext is encrypted only once it is all out, so at most
+        // TlsStream::kOutputLimit of it waits here and the rest stays in the engine's queue
+        // (where the watermarks and the hard cap see it).
+        const std::span<const std::uint8_t> ciphertext = tls_->pending_output();
+        if (!ciphertext.empty()) {
+            const SysResult<std::size_t> wrote = write_some(fd_, ciphertext);
+            if (!wrote.ok()) {
+                if (!would_block(wrote.error)) {
+                    fail_transport("write failed (connection reset)");
+                    return false;
+                }
+                write_blocked_ = true;
+                return true;
+            }
+            tls_->consume_output(wrote.value);
+            if (wrote.value > 0) last_write_progress_ = reactor().now().count();
+            if (wrote.value < ciphertext.size()) {
+                write_blocked_ = true;
+                return true;
+            }
+        }
+        std::size_t count = 0;
+        const std::size_t preamble_left = preamble_.size() - preamble_sent_;
+        if (preamble_left > 0) slices[count++] = {preamble_.data() + preamble_sent_, preamble_left};
+        count += conn_.pending_output(std::span(slices).subspan(count));
+        if (count == 0) return true;
+        // Taking a prefix of the slices works like a short writev.
+        const std::size_t taken = tls_->send({slices, count});
+        if (tls_->state() == TlsState::failed) {
+            fail_transport(tls_->error());
+            return false;
+        }
+        if (taken == 0) return true;  // close_notify went out: nothing more may follow
+        const std::size_t from_preamble = std::min(taken, preamble_left);
+        preamble_sent_ += from_preamble;
+        if (preamble_left > 0 && preamble_sent_ == preamble_.size()) {
+            std::string().swap(preamble_);
+            preamble_sent_ = 0;
+        }
+        conn_.consume_output(taken - from_preamble);
     }
-    check_watermarks();
 }
 
 void WsSession::check_watermarks() {
@@ -327,6 +408,12 @@ void WsSession::progress() {
         reactor().arm(close_timer_, options_.close_timeout);
     }
     if (conn_.state() != State::closed || buffered_amount() > 0) return;
+    if (tls_ != nullptr && !tls_->close_sent()) {
+        // RFC 8446 §6.1: close_notify after the last data, before TCP ends.
+        tls_->close();
+        flush();
+        if (phase_ != Phase::open || buffered_amount() > 0) return;
+    }
     // The close frame (ours or the reply) is out. RFC 6455 §7.1.1: the server ends TCP first,
     // a client waits for it; either way wait for the peer's FIN (discarding input) so that our
     // last frames are not lost to a reset from unread data.

@@ -43,6 +43,7 @@
 #include "net/reactor.hpp"
 #include "net/socket.hpp"
 #include "net/timer_wheel.hpp"
+#include "net/tls.hpp"
 #include "proto/connection.hpp"
 
 namespace wsx::net {
@@ -160,6 +161,9 @@ struct SessionStart {
     // permessage-deflate as negotiated in the handshake; it replaces
     // options->connection.deflate, which a handshake did not agree on.
     std::optional<proto::DeflateConfig> deflate;
+    // TLS between the socket and the engine, its handshake done; null: plain TCP. adopt() takes
+    // it over (hence mutable: the start record itself is passed by const reference).
+    mutable std::unique_ptr<TlsStream> tls{};
 };
 
 class WsSession final : public IoHandler {
@@ -179,6 +183,8 @@ class WsSession final : public IoHandler {
     Reactor& reactor() const noexcept;
     // The permessage-deflate parameters agreed in the handshake, or nullptr (not in use).
     const proto::DeflateParams* deflate_params() const noexcept { return conn_.deflate_params(); }
+    // The TLS layer (version, ALPN, SNI name, peer certificate), or null on plain TCP.
+    const TlsStream* tls() const noexcept { return tls_.get(); }
     void* user_data() const noexcept { return user_data_; }
     void set_user_data(void* data) noexcept { user_data_ = data; }
 
@@ -197,7 +203,8 @@ class WsSession final : public IoHandler {
 
     // ---- State.
     std::size_t buffered_amount() const noexcept {
-        return conn_.buffered_amount() + (preamble_.size() - preamble_sent_);
+        return conn_.buffered_amount() + (preamble_.size() - preamble_sent_) +
+               (tls_ != nullptr ? tls_->buffered() : 0);
     }
     // True while reading is paused because buffered output passed high_watermark.
     bool above_high_watermark() const noexcept { return above_high_; }
@@ -245,6 +252,9 @@ class WsSession final : public IoHandler {
     void after_api_call();
     void read_once();
     void flush();
+    bool flush_plain();
+    bool flush_tls();
+    void receive_tls(std::size_t ciphertext_size);
     void progress();
     void update_interest();
     void check_watermarks();
@@ -265,6 +275,7 @@ class WsSession final : public IoHandler {
     const SessionOptions& options_;
     SessionHandler& handler_;
     proto::Connection conn_;
+    std::unique_ptr<TlsStream> tls_;  // null on plain TCP: one pointer test per read and write
     std::uint64_t id_;
     int fd_;
     Phase phase_ = Phase::open;
