@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -213,8 +214,13 @@ class Connection {
 
     // The whole-frame fast path: a complete, unfragmented text/binary frame with a 7- or 16-bit
     // length at in[pos]. On success sets opcode/payload (unmasked in place) and advances pos.
-    bool take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos, Opcode& opcode,
-                          std::span<const std::uint8_t>& payload) noexcept;
+    enum class WholeFrame : std::uint8_t {
+        none,        // no whole fast-path frame at pos
+        taken,       // a frame (text still to be UTF-8 checked)
+        ascii_text,  // a text frame whose payload is all ASCII, hence valid UTF-8
+    };
+    WholeFrame take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos, Opcode& opcode,
+                                std::span<const std::uint8_t>& payload) noexcept;
     // Everything else: split headers and payloads, fragments, control frames, errors.
     Event step(std::span<std::uint8_t> in, std::size_t& pos, bool streaming);
     Event begin_frame(const FrameHeader& h);
@@ -283,41 +289,49 @@ class Connection {
 
 // ---- Inline hot path.
 
-inline bool Connection::take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos,
-                                         Opcode& opcode,
-                                         std::span<const std::uint8_t>& payload) noexcept {
+inline Connection::WholeFrame Connection::take_whole_frame(
+    std::span<std::uint8_t> in, std::size_t& pos, Opcode& opcode,
+    std::span<const std::uint8_t>& payload) noexcept {
     std::uint8_t* p = in.data() + pos;
     const std::size_t avail = in.size() - pos;
-    if (avail < 2) return false;
+    if (avail < 2) return WholeFrame::none;
     const std::uint8_t b0 = p[0];
     const std::uint8_t b1 = p[1];
     // FIN set, RSV clear, opcode text (1) or binary (2); masked exactly when we are the server.
     const unsigned op = b0 & 0x0F;
-    if ((b0 & 0xF0) != 0x80 || op - 1 > 1) return false;
+    if ((b0 & 0xF0) != 0x80 || op - 1 > 1) return WholeFrame::none;
     const bool masked = (b1 & 0x80) != 0;
-    if (masked != (role_ == Role::server)) return false;
+    if (masked != (role_ == Role::server)) return WholeFrame::none;
     std::size_t length = b1 & 0x7F;
     std::size_t header = 2;
     if (length == 126) {
-        if (avail < 4) return false;
+        if (avail < 4) return WholeFrame::none;
         length = (std::size_t{p[2]} << 8) | p[3];
         header = 4;
     } else if (length == 127) {
-        return false;  // 64-bit lengths are big frames: per-frame cost does not matter there
+        // 64-bit lengths are big frames: per-frame cost does not matter there.
+        return WholeFrame::none;
     }
     const std::size_t key_size = masked ? 4 : 0;
-    if (avail < header + key_size + length || length > fast_path_limit_) return false;
+    if (avail < header + key_size + length || length > fast_path_limit_) return WholeFrame::none;
     std::uint8_t* data = p + header + key_size;
+    bool ascii = false;
     if (masked) {
         MaskKey key;
-        for (std::size_t i = 0; i < 4; ++i)
-            key[i] = p[header + i];
-        apply_mask({data, length}, key);
+        std::memcpy(key.data(), p + header, key.size());
+        // Text learns whether it is ASCII in the unmasking pass; binary needs no answer.
+        if (op == 1) {
+            ascii = unmask_is_ascii({data, length}, key);
+        } else if (length < 32) {
+            detail::unmask_is_ascii_short(data, length, key);
+        } else {
+            apply_mask({data, length}, key);
+        }
     }
     opcode = static_cast<Opcode>(op);
     payload = {data, length};
     pos += header + key_size + length;
-    return true;
+    return ascii ? WholeFrame::ascii_text : WholeFrame::taken;
 }
 
 template <typename Handler>
@@ -333,18 +347,31 @@ ReceiveResult Connection::receive(std::span<std::uint8_t> in, Handler& handler) 
         if constexpr (!streaming) {
             // Nothing half-received: try the zero-copy path for a whole unfragmented frame.
             if (rx_ == RxState::header && header_have_ == 0 && !message_open_) {
+                // A run of whole frames changes no receive state, so the state above is checked
+                // once per run; `at` is a local the callees cannot see, so it stays in a register.
+                // Only a handler that ends the connection (transport_closed) changes rx_.
                 Opcode opcode;
                 std::span<const std::uint8_t> payload;
-                if (take_whole_frame(in, pos, opcode, payload)) {
-                    if (opcode == Opcode::text && !is_valid_utf8(payload)) {
-                        const Event ev = fail(Error::invalid_utf8);
-                        error = ev.close.error;
-                        dispatch(ev, handler);
+                std::size_t at = pos;
+                bool invalid = false;
+                WholeFrame taken;
+                while (rx_ != RxState::closed &&
+                       (taken = take_whole_frame(in, at, opcode, payload)) != WholeFrame::none) {
+                    if (taken == WholeFrame::taken && opcode == Opcode::text &&
+                        !is_valid_utf8(payload)) {
+                        invalid = true;
                         break;
                     }
                     handler.on_message(opcode, payload);
-                    continue;
                 }
+                pos = at;
+                if (invalid) {
+                    const Event ev = fail(Error::invalid_utf8);
+                    error = ev.close.error;
+                    dispatch(ev, handler);
+                    break;
+                }
+                if (pos == in.size() || rx_ == RxState::closed) break;
             }
         }
         const Event ev = step(in, pos, streaming);

@@ -209,6 +209,37 @@ __attribute__((target("avx2"))) void mask_avx2(std::uint8_t* dst, const std::uin
     store_vector(dst + size - kWidth, tail);
 }
 
+// mask_avx2 that also ORs every unmasked vector together: one pass both unmasks a text payload
+// and tells whether it is all ASCII (then it is valid UTF-8 and needs no validator). size >= 32.
+__attribute__((target("avx2"))) bool mask_avx2_ascii(std::uint8_t* data, std::size_t size,
+                                                     std::uint32_t key) noexcept {
+    constexpr std::size_t kWidth = 32;
+    const __m256i head = load_xor(data, broadcast256(key));
+    const __m256i tail = load_xor(data + size - kWidth, broadcast256(rotate_key(key, size)));
+    __m256i acc = _mm256_or_si256(head, tail);
+    std::size_t i = aligned_start(data, kWidth);
+    const __m256i k = broadcast256(rotate_key(key, i));
+    for (; i + 4 * kWidth <= size; i += 4 * kWidth) {
+        const __m256i a = load_xor(data + i, k);
+        const __m256i b = load_xor(data + i + kWidth, k);
+        const __m256i c = load_xor(data + i + 2 * kWidth, k);
+        const __m256i d = load_xor(data + i + 3 * kWidth, k);
+        store_vector(data + i, a);
+        store_vector(data + i + kWidth, b);
+        store_vector(data + i + 2 * kWidth, c);
+        store_vector(data + i + 3 * kWidth, d);
+        acc = _mm256_or_si256(acc, _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)));
+    }
+    for (; i + kWidth <= size; i += kWidth) {
+        const __m256i a = load_xor(data + i, k);
+        store_vector(data + i, a);
+        acc = _mm256_or_si256(acc, a);
+    }
+    store_vector(data, head);
+    store_vector(data + size - kWidth, tail);
+    return _mm256_movemask_epi8(acc) == 0;
+}
+
 // AVX-512BW masks the ragged edges with byte-masked loads and stores instead: lanes outside the
 // mask are not accessed at all (and fault-suppressed), so one op covers any edge of 0..64 bytes.
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline __mmask64 first_lanes(
@@ -369,6 +400,17 @@ void apply_mask(std::span<std::uint8_t> data, MaskKey key, std::size_t key_offse
         return;
     }
     selected_kernel.load(std::memory_order_relaxed)(data.data(), data.data(), data.size(), word);
+}
+
+bool detail::unmask_is_ascii_long(std::span<std::uint8_t> data, MaskKey key) noexcept {
+#if defined(WSX_MASK_X86)
+    // The single-pass kernel exists for AVX2 only, the kernel apply_mask selects on any x86-64 CPU
+    // that has it; elsewhere this unmasks and leaves the ASCII question to the validator.
+    static const bool avx2 = mask_impl_selected() == MaskImpl::avx2;
+    if (avx2) return mask_avx2_ascii(data.data(), data.size(), key_word(key, 0));
+#endif
+    apply_mask(data, key);
+    return false;
 }
 
 void copy_masked(std::uint8_t* dst, const std::uint8_t* src, std::size_t size, MaskKey key,
