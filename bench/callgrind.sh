@@ -46,7 +46,7 @@ instructions() {
 
 printf '%-11s %8s %14s %14s %12s\n' kind payload "Ir($n1)" "Ir($n2)" "Ir/frame"
 for kind in binary text_ascii text_mixed; do
-    for size in 16 1024; do
+    for size in 16 125 1024; do
         ir1=$(instructions "$kind" "$size" "$n1")
         ir2=$(instructions "$kind" "$size" "$n2")
         per_frame=$(awk -v a="$ir1" -v b="$ir2" -v n1="$n1" -v n2="$n2" \

@@ -196,6 +196,24 @@ void bm_unmask(State& state, proto::MaskFn fn, std::size_t bytes) {
     });
 }
 
+// unmask_is_ascii, the text fast path's unmask: ASCII payloads under keys that keep them ASCII,
+// so every round sees ASCII text, masked or not. Checks the answer: true below 32 bytes (inline)
+// and, from 32 on, when the AVX2 kernel is the one selected.
+void bm_unmask_is_ascii(State& state, std::size_t bytes) {
+    const auto size = static_cast<std::size_t>(state.range(0));
+    FrameBatch batch =
+        make_batch(Payload::ascii, size, frames_for(size, bytes), true, Keys::ascii_preserving);
+    const bool answers = size < 32 || proto::mask_impl_selected() == proto::MaskImpl::avx2;
+    run_loop(state, [&] {
+        std::uint64_t ascii = 0;
+        for (std::size_t i = 0; i < batch.frame_count; ++i)
+            ascii += proto::unmask_is_ascii({batch.payload(i), size}, batch.key(i));
+        benchmark::ClobberMemory();
+        return Outcome{batch.frame_count, batch.payload_bytes(),
+                       ascii == (answers ? batch.frame_count : 0)};
+    });
+}
+
 // `impl` is a kernel for Utf8Validator::feed, or nullopt for is_valid_utf8. One validator per
 // frame, as the connection resets its validator for each message.
 void bm_utf8(State& state, Payload kind, std::optional<proto::Utf8Impl> impl, std::size_t bytes) {
@@ -392,6 +410,7 @@ void register_benchmarks(const Settings& s) {
                       [=](State& st) { bm_unmask(st, fn, batch); });
     }
     for_each_size("unmask/apply_mask", [=](State& st) { bm_unmask(st, nullptr, batch); });
+    for_each_size("unmask/is_ascii", [=](State& st) { bm_unmask_is_ascii(st, batch); });
 
     for (const auto& [kind, kind_name] :
          {std::pair{Payload::ascii, "ascii"}, std::pair{Payload::mixed_utf8, "mixed"}}) {

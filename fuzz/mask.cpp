@@ -115,6 +115,21 @@ int run_mask(const std::uint8_t* data, std::size_t size) {
     WSX_FUZZ_CHECK(equal(pieces.bytes(), expected));
     WSX_FUZZ_CHECK(pieces.guards_intact());
 
+    // The text fast path's unmask (key offset 0): exact bytes, and "ASCII" only when it is so;
+    // below 32 bytes, and with the AVX2 kernel selected, the answer is exact both ways.
+    const std::vector<std::uint8_t> expected_from_0 = reference_mask(payload, key, 0);
+    GuardedBuffer text(payload, dst_align);
+    const bool ascii = proto::unmask_is_ascii({text.data(), payload.size()}, key);
+    WSX_FUZZ_CHECK(equal(text.bytes(), expected_from_0));
+    WSX_FUZZ_CHECK(text.guards_intact());
+    bool all_ascii = true;
+    for (const std::uint8_t b : expected_from_0)
+        all_ascii = all_ascii && b < 0x80;
+    WSX_FUZZ_CHECK(!ascii || all_ascii);
+    if (payload.size() < 32 || proto::mask_impl_selected() == MaskImpl::avx2) {
+        WSX_FUZZ_CHECK(ascii == all_ascii);
+    }
+
     const GuardedBuffer source(payload, src_align);
     GuardedBuffer destination(std::vector<std::uint8_t>(payload.size(), 0), dst_align);
     proto::copy_masked(destination.data(), source.bytes().data(), payload.size(), key, key_offset);

@@ -854,6 +854,83 @@ TEST_CASE("a whole unfragmented frame is delivered in place, as a span into the 
     }
 }
 
+TEST_CASE("a run of whole text frames is UTF-8 checked frame by frame, ASCII or not") {
+    // The fast path learns "all ASCII" while unmasking and skips the validator only then; every
+    // other payload is validated, on both sides of the 32-byte inline/vector boundary.
+    struct Collector {
+        std::vector<Bytes> messages;
+        std::vector<CloseInfo> closes;
+        void on_message(Opcode, std::span<const std::uint8_t> p) {
+            messages.emplace_back(p.begin(), p.end());
+        }
+        void on_close(const CloseInfo& info) { closes.push_back(info); }
+    };
+    const auto text_of = [](std::size_t n, std::string_view unit) {
+        Bytes out;
+        while (out.size() + unit.size() <= n)
+            out.insert(out.end(), unit.begin(), unit.end());
+        out.resize(n, 'a');
+        return out;
+    };
+    for (Role role : kBothRoles) {
+        for (const std::size_t n : {1, 3, 4, 7, 8, 15, 16, 31, 32, 33, 63, 64, 200, 1000, 70000}) {
+            const Bytes ascii = text_of(n, "ok ");
+            const Bytes multibyte = text_of(n, "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+            for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+                for (const std::string_view bad : {"\xFF", "\xC0", "\xED\xA0\x80"}) {
+                    Bytes invalid = ascii;
+                    invalid.resize(at);
+                    invalid.insert(invalid.end(), bad.begin(), bad.end());
+                    invalid.resize(std::max(invalid.size(), n), 'b');
+                    INFO("role " << (role == Role::server ? "server" : "client") << ", size " << n
+                                 << ", bad bytes at " << at);
+                    Connection conn(role);
+                    Collector h;
+                    const auto r =
+                        feed(conn,
+                             peer_frames(
+                                 role, {frame_of(op::kText, ascii), frame_of(op::kText, multibyte),
+                                        frame_of(op::kText, invalid), frame_of(op::kText, ascii)}),
+                             h);
+                    CHECK(r.error == Error::invalid_utf8);
+                    REQUIRE(h.messages.size() == 2);
+                    CHECK(h.messages[0] == ascii);
+                    CHECK(h.messages[1] == multibyte);
+                    REQUIRE(h.closes.size() == 1);
+                    CHECK(h.closes[0].code == 1007);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("a handler that ends the transport inside on_message gets no further frames") {
+    struct Ender {
+        Connection* conn;
+        int messages = 0;
+        int closes = 0;
+        void on_message(Opcode, std::span<const std::uint8_t>) {
+            if (++messages == 2) conn->transport_closed(*this);
+        }
+        void on_close(const CloseInfo& info) {
+            ++closes;
+            CHECK(info.code == close_code::kAbnormal);
+        }
+    };
+    for (Role role : kBothRoles) {
+        Connection conn(role);
+        Ender h{&conn};
+        const Bytes input = peer_frames(
+            role, {frame_of(op::kBinary, bytes_of("1")), frame_of(op::kText, bytes_of("2")),
+                   frame_of(op::kBinary, bytes_of("3")), frame_of(op::kText, bytes_of("4"))});
+        const auto r = feed(conn, input, h);
+        CHECK(r.consumed == input.size());
+        CHECK(h.messages == 2);
+        CHECK(h.closes == 1);
+        CHECK_FALSE(conn.wants_read());
+    }
+}
+
 TEST_CASE("receive reports the whole input consumed, also after the connection closes") {
     Connection conn(Role::server);
     CloseCounter h;

@@ -324,3 +324,38 @@ TEST_CASE("masking a payload piece by piece with the running offset equals maski
         }
     }
 }
+
+TEST_CASE("unmask_is_ascii unmasks as §5.3 and says ASCII exactly when every byte is below 0x80") {
+    std::mt19937_64 rng(8);
+    std::vector<std::uint8_t> ascii(300);
+    for (auto& b : ascii)
+        b = static_cast<std::uint8_t>(rng() % 0x80);
+    // From 32 bytes on only the AVX2 kernel looks at the bytes; elsewhere the answer is "unknown".
+    const bool long_checked = mask_impl_selected() == MaskImpl::avx2;
+    for (std::size_t size = 0; size <= 300; ++size) {
+        const MaskKey key = random_key(rng);
+        const auto masked = reference_mask(ascii.data(), size, key, 0);
+        const std::vector<std::uint8_t> plain(ascii.begin(), ascii.begin() + size);
+        for (std::size_t alignment = 0; alignment < 64; ++alignment) {
+            GuardedBuffer buffer(alignment, size);
+            buffer.fill(masked.data());
+            const bool is_ascii = unmask_is_ascii({buffer.data(), size}, key);
+            if (!buffer.equals(plain) || !buffer.guards_intact() ||
+                is_ascii != (size < 32 || long_checked)) {
+                FAIL_CHECK("ASCII, size " << size << " alignment " << alignment);
+            }
+        }
+        // One byte with the high bit set, at every position: never reported as ASCII.
+        for (std::size_t at = 0; at < size; ++at) {
+            std::vector<std::uint8_t> text = plain;
+            text[at] = static_cast<std::uint8_t>(0x80 | rng());
+            const auto masked_text = reference_mask(text.data(), size, key, 0);
+            GuardedBuffer buffer((size + at) % 64, size);
+            buffer.fill(masked_text.data());
+            const bool is_ascii = unmask_is_ascii({buffer.data(), size}, key);
+            if (!buffer.equals(text) || !buffer.guards_intact() || is_ascii) {
+                FAIL_CHECK("high byte at " << at << " of " << size);
+            }
+        }
+    }
+}

@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -212,9 +213,24 @@ class Connection {
     };
 
     // The whole-frame fast path: a complete, unfragmented text/binary frame with a 7- or 16-bit
-    // length at in[pos]. On success sets opcode/payload (unmasked in place) and advances pos.
-    bool take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos, Opcode& opcode,
-                          std::span<const std::uint8_t>& payload) noexcept;
+    // length at in[pos], masked when kMasked (we are the server), of at most `limit` payload
+    // bytes. On success sets opcode/payload (unmasked in place) and advances pos. Static, with the
+    // limit passed in: unmasking stores bytes, which the compiler must assume alias any member,
+    // so members would be reloaded after every frame.
+    enum class WholeFrame : std::uint8_t {
+        none,        // no whole fast-path frame at pos
+        taken,       // a frame (text still to be UTF-8 checked)
+        ascii_text,  // a text frame whose payload is all ASCII, hence valid UTF-8
+    };
+    template <bool kMasked>
+    static WholeFrame take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos,
+                                       std::uint64_t limit, Opcode& opcode,
+                                       std::span<const std::uint8_t>& payload) noexcept;
+    // Delivers whole frames from in[pos] on until one is not (advancing pos); false when a text
+    // frame was not UTF-8 (pos is then past it). One instance per role, so the masking is known
+    // at compile time.
+    template <bool kMasked, typename Handler>
+    bool deliver_whole_frames(std::span<std::uint8_t> in, std::size_t& pos, Handler& handler);
     // Everything else: split headers and payloads, fragments, control frames, errors.
     Event step(std::span<std::uint8_t> in, std::size_t& pos, bool streaming);
     Event begin_frame(const FrameHeader& h);
@@ -283,41 +299,70 @@ class Connection {
 
 // ---- Inline hot path.
 
-inline bool Connection::take_whole_frame(std::span<std::uint8_t> in, std::size_t& pos,
-                                         Opcode& opcode,
-                                         std::span<const std::uint8_t>& payload) noexcept {
+template <bool kMasked>
+inline Connection::WholeFrame Connection::take_whole_frame(
+    std::span<std::uint8_t> in, std::size_t& pos, std::uint64_t limit, Opcode& opcode,
+    std::span<const std::uint8_t>& payload) noexcept {
     std::uint8_t* p = in.data() + pos;
     const std::size_t avail = in.size() - pos;
-    if (avail < 2) return false;
-    const std::uint8_t b0 = p[0];
-    const std::uint8_t b1 = p[1];
-    // FIN set, RSV clear, opcode text (1) or binary (2); masked exactly when we are the server.
-    const unsigned op = b0 & 0x0F;
-    if ((b0 & 0xF0) != 0x80 || op - 1 > 1) return false;
-    const bool masked = (b1 & 0x80) != 0;
-    if (masked != (role_ == Role::server)) return false;
-    std::size_t length = b1 & 0x7F;
+    if (avail < 2) return WholeFrame::none;
+    // FIN set, RSV clear, opcode text (0x81) or binary (0x82); below 0x81 the subtraction wraps.
+    const unsigned b0 = p[0];
+    if (b0 - 0x81U > 1U) return WholeFrame::none;
+    // Masked exactly when we are the server (§5.1): flipping the expected mask bit leaves the
+    // 7-bit length, or a value above 127 when the bit was wrong.
+    std::size_t length = p[1] ^ (kMasked ? 0x80U : 0U);
     std::size_t header = 2;
-    if (length == 126) {
-        if (avail < 4) return false;
+    if (length > 125) {
+        // 127 is a 64-bit length: big frames, whose per-frame cost does not matter.
+        if (length != 126 || avail < 4) return WholeFrame::none;
         length = (std::size_t{p[2]} << 8) | p[3];
         header = 4;
-    } else if (length == 127) {
-        return false;  // 64-bit lengths are big frames: per-frame cost does not matter there
     }
-    const std::size_t key_size = masked ? 4 : 0;
-    if (avail < header + key_size + length || length > fast_path_limit_) return false;
-    std::uint8_t* data = p + header + key_size;
-    if (masked) {
+    constexpr std::size_t kKeySize = kMasked ? 4 : 0;
+    if (avail < header + kKeySize + length || length > limit) return WholeFrame::none;
+    std::uint8_t* data = p + header + kKeySize;
+    const bool text = b0 == 0x81;
+    bool ascii = false;
+    if constexpr (kMasked) {
         MaskKey key;
-        for (std::size_t i = 0; i < 4; ++i)
-            key[i] = p[header + i];
-        apply_mask({data, length}, key);
+        std::memcpy(key.data(), p + header, key.size());
+        // Text learns whether it is ASCII in the unmasking pass; binary needs no answer.
+        if (text) {
+            ascii = unmask_is_ascii({data, length}, key);
+        } else if (length < 32) {
+            detail::unmask_is_ascii_short(data, length, key);
+        } else {
+            apply_mask({data, length}, key);
+        }
     }
-    opcode = static_cast<Opcode>(op);
+    opcode = text ? Opcode::text : Opcode::binary;
     payload = {data, length};
-    pos += header + key_size + length;
-    return true;
+    pos += header + kKeySize + length;
+    return ascii ? WholeFrame::ascii_text : WholeFrame::taken;
+}
+
+template <bool kMasked, typename Handler>
+bool Connection::deliver_whole_frames(std::span<std::uint8_t> in, std::size_t& pos,
+                                      Handler& handler) {
+    // `at` is a local the callees cannot see, so it stays in a register.
+    const std::uint64_t limit = fast_path_limit_;
+    std::size_t at = pos;
+    Opcode opcode;
+    std::span<const std::uint8_t> payload;
+    bool valid = true;
+    WholeFrame taken;
+    // Only a handler that ends the connection (transport_closed) changes rx_.
+    while (rx_ != RxState::closed && (taken = take_whole_frame<kMasked>(
+                                          in, at, limit, opcode, payload)) != WholeFrame::none) {
+        if (taken == WholeFrame::taken && opcode == Opcode::text && !is_valid_utf8(payload)) {
+            valid = false;
+            break;
+        }
+        handler.on_message(opcode, payload);
+    }
+    pos = at;
+    return valid;
 }
 
 template <typename Handler>
@@ -333,18 +378,18 @@ ReceiveResult Connection::receive(std::span<std::uint8_t> in, Handler& handler) 
         if constexpr (!streaming) {
             // Nothing half-received: try the zero-copy path for a whole unfragmented frame.
             if (rx_ == RxState::header && header_have_ == 0 && !message_open_) {
-                Opcode opcode;
-                std::span<const std::uint8_t> payload;
-                if (take_whole_frame(in, pos, opcode, payload)) {
-                    if (opcode == Opcode::text && !is_valid_utf8(payload)) {
-                        const Event ev = fail(Error::invalid_utf8);
-                        error = ev.close.error;
-                        dispatch(ev, handler);
-                        break;
-                    }
-                    handler.on_message(opcode, payload);
-                    continue;
+                // A run of whole frames changes no receive state, so the state above is checked
+                // once per run.
+                const bool valid = role_ == Role::server
+                                       ? deliver_whole_frames<true>(in, pos, handler)
+                                       : deliver_whole_frames<false>(in, pos, handler);
+                if (!valid) {
+                    const Event ev = fail(Error::invalid_utf8);
+                    error = ev.close.error;
+                    dispatch(ev, handler);
+                    break;
                 }
+                if (pos == in.size() || rx_ == RxState::closed) break;
             }
         }
         const Event ev = step(in, pos, streaming);

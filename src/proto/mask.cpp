@@ -182,31 +182,71 @@ void mask_sse2_kernel(std::uint8_t* dst, const std::uint8_t* src, std::size_t si
     mask_sse2(dst, src, size, key);
 }
 
+// The AVX2 kernel for size >= 32. With kAscii it also ORs every unmasked vector together and
+// says whether all bytes are ASCII, so one pass unmasks a text payload and tells whether it needs
+// the UTF-8 validator at all; without, the OR is dead code and compiled away.
+template <bool kAscii>
+__attribute__((target("avx2"), always_inline)) inline bool mask_avx2_body(
+    std::uint8_t* dst, const std::uint8_t* src, std::size_t size, std::uint32_t key) noexcept {
+    constexpr std::size_t kWidth = 32;
+    const __m256i k0 = broadcast256(key);
+    const __m256i kt = broadcast256(rotate_key(key, size));
+    const __m256i head = load_xor(src, k0);
+    const __m256i tail = load_xor(src + size - kWidth, kt);
+    __m256i acc = _mm256_or_si256(head, tail);
+    if (size <= 4 * kWidth) {
+        // Up to four vectors need no loop: the second one is at key phase 0, the third at the
+        // tail's phase. Short frames are the common case, where loop set-up costs more than the
+        // XOR. Everything is loaded before anything is stored, so dst == src works.
+        if (size > 2 * kWidth) {
+            const __m256i second = load_xor(src + kWidth, k0);
+            const __m256i third = load_xor(src + size - 2 * kWidth, kt);
+            acc = _mm256_or_si256(acc, _mm256_or_si256(second, third));
+            store_vector(dst + kWidth, second);
+            store_vector(dst + size - 2 * kWidth, third);
+        }
+    } else {
+        std::size_t i = aligned_start(dst, kWidth);
+        const __m256i k = broadcast256(rotate_key(key, i));
+        for (; i + 4 * kWidth <= size; i += 4 * kWidth) {
+            const __m256i a = load_xor(src + i, k);
+            const __m256i b = load_xor(src + i + kWidth, k);
+            const __m256i c = load_xor(src + i + 2 * kWidth, k);
+            const __m256i d = load_xor(src + i + 3 * kWidth, k);
+            store_vector(dst + i, a);
+            store_vector(dst + i + kWidth, b);
+            store_vector(dst + i + 2 * kWidth, c);
+            store_vector(dst + i + 3 * kWidth, d);
+            if constexpr (kAscii) {
+                acc = _mm256_or_si256(
+                    acc, _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)));
+            }
+        }
+        for (; i + kWidth <= size; i += kWidth) {
+            const __m256i a = load_xor(src + i, k);
+            store_vector(dst + i, a);
+            if constexpr (kAscii) acc = _mm256_or_si256(acc, a);
+        }
+    }
+    store_vector(dst, head);
+    store_vector(dst + size - kWidth, tail);
+    if constexpr (kAscii) return _mm256_movemask_epi8(acc) == 0;
+    return false;
+}
+
 __attribute__((target("avx2"))) void mask_avx2(std::uint8_t* dst, const std::uint8_t* src,
                                                std::size_t size, std::uint32_t key) noexcept {
-    constexpr std::size_t kWidth = 32;
-    if (size < kWidth) {
+    if (size < 32) {
         mask_sse2(dst, src, size, key);
         return;
     }
-    const __m256i head = load_xor(src, broadcast256(key));
-    const __m256i tail = load_xor(src + size - kWidth, broadcast256(rotate_key(key, size)));
-    std::size_t i = aligned_start(dst, kWidth);
-    const __m256i k = broadcast256(rotate_key(key, i));
-    for (; i + 4 * kWidth <= size; i += 4 * kWidth) {
-        const __m256i a = load_xor(src + i, k);
-        const __m256i b = load_xor(src + i + kWidth, k);
-        const __m256i c = load_xor(src + i + 2 * kWidth, k);
-        const __m256i d = load_xor(src + i + 3 * kWidth, k);
-        store_vector(dst + i, a);
-        store_vector(dst + i + kWidth, b);
-        store_vector(dst + i + 2 * kWidth, c);
-        store_vector(dst + i + 3 * kWidth, d);
-    }
-    for (; i + kWidth <= size; i += kWidth)
-        store_vector(dst + i, load_xor(src + i, k));
-    store_vector(dst, head);
-    store_vector(dst + size - kWidth, tail);
+    mask_avx2_body<false>(dst, src, size, key);
+}
+
+// In place; size >= 32.
+__attribute__((target("avx2"))) bool mask_avx2_ascii(std::uint8_t* data, std::size_t size,
+                                                     std::uint32_t key) noexcept {
+    return mask_avx2_body<true>(data, data, size, key);
 }
 
 // AVX-512BW masks the ragged edges with byte-masked loads and stores instead: lanes outside the
@@ -369,6 +409,17 @@ void apply_mask(std::span<std::uint8_t> data, MaskKey key, std::size_t key_offse
         return;
     }
     selected_kernel.load(std::memory_order_relaxed)(data.data(), data.data(), data.size(), word);
+}
+
+bool detail::unmask_is_ascii_long(std::span<std::uint8_t> data, MaskKey key) noexcept {
+#if defined(WSX_MASK_X86)
+    // The single-pass kernel exists for AVX2 only, the kernel apply_mask selects on any x86-64 CPU
+    // that has it; elsewhere this unmasks and leaves the ASCII question to the validator.
+    static const bool avx2 = mask_impl_selected() == MaskImpl::avx2;
+    if (avx2) return mask_avx2_ascii(data.data(), data.size(), key_word(key, 0));
+#endif
+    apply_mask(data, key);
+    return false;
 }
 
 void copy_masked(std::uint8_t* dst, const std::uint8_t* src, std::size_t size, MaskKey key,

@@ -3,8 +3,10 @@
 // time; every variant gives exactly the scalar result.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "proto/frame.hpp"
@@ -14,6 +16,70 @@ namespace wsx::proto {
 // XORs data[i] with key[(key_offset + i) % 4]. key_offset is the number of payload bytes of this
 // frame already processed (frames arrive in pieces); only key_offset % 4 matters.
 void apply_mask(std::span<std::uint8_t> data, MaskKey key, std::size_t key_offset = 0) noexcept;
+
+namespace detail {
+// unmask_is_ascii for 32 bytes and more.
+bool unmask_is_ascii_long(std::span<std::uint8_t> data, MaskKey key) noexcept;
+
+// Under 32 bytes the XOR runs inline: for a short frame a call into mask.cpp costs as much as the
+// work. Every byte passes through a register anyway, so the ASCII answer is exact and nearly free.
+inline bool unmask_is_ascii_short(std::uint8_t* p, std::size_t size, MaskKey key) noexcept {
+    std::uint32_t k;
+    std::memcpy(&k, key.data(), sizeof k);
+    // The key advanced by `bytes` payload bytes, in memory order (§5.3: byte i uses key[i % 4]).
+    const auto rotated = [k](std::size_t bytes) {
+        const int bits = static_cast<int>(bytes % 4) * 8;
+        return std::endian::native == std::endian::little ? std::rotr(k, bits) : std::rotl(k, bits);
+    };
+    if (size >= 8) {
+        // First and last word are read before anything is written and stored last: they overlap
+        // the middle words with the same values, so no byte-wise tail is needed.
+        const std::uint64_t k64 = (std::uint64_t{k} << 32) | k;
+        const std::uint32_t kt = rotated(size);
+        std::uint64_t head, tail;
+        std::memcpy(&head, p, 8);
+        std::memcpy(&tail, p + size - 8, 8);
+        head ^= k64;
+        tail ^= (std::uint64_t{kt} << 32) | kt;
+        std::uint64_t bits = head | tail;
+        for (std::size_t i = 8; i + 8 <= size; i += 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            w ^= k64;
+            bits |= w;
+            std::memcpy(p + i, &w, 8);
+        }
+        std::memcpy(p, &head, 8);
+        std::memcpy(p + size - 8, &tail, 8);
+        return (bits & 0x8080808080808080ULL) == 0;
+    }
+    if (size >= 4) {
+        std::uint32_t head, tail;
+        std::memcpy(&head, p, 4);
+        std::memcpy(&tail, p + size - 4, 4);
+        head ^= k;
+        tail ^= rotated(size);
+        std::memcpy(p, &head, 4);
+        std::memcpy(p + size - 4, &tail, 4);
+        return ((head | tail) & 0x80808080U) == 0;
+    }
+    unsigned bits = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+        p[i] ^= key[i];
+        bits |= p[i];
+    }
+    return (bits & 0x80U) == 0;
+}
+}  // namespace detail
+
+// apply_mask(data, key) for a whole payload (key offset 0) that also tells whether the unmasked
+// bytes are all ASCII, for the text fast path: an ASCII payload is valid UTF-8 (RFC 3629), so the
+// validator need not read it a second time. true: all bytes are below 0x80. false: some byte is
+// not, or (from 32 bytes on, on a CPU without AVX2) nobody looked.
+inline bool unmask_is_ascii(std::span<std::uint8_t> data, MaskKey key) noexcept {
+    if (data.size() < 32) return detail::unmask_is_ascii_short(data.data(), data.size(), key);
+    return detail::unmask_is_ascii_long(data, key);
+}
 
 // dst[i] = src[i] ^ key[(key_offset + i) % 4]; dst and src have the same size and do not overlap.
 // The client send path uses it to mask while copying a payload into its output buffer.
