@@ -115,6 +115,17 @@ std::span<const std::uint8_t> bytes(const void* data, std::size_t size) noexcept
     return {static_cast<const std::uint8_t*>(data), size};
 }
 
+// A C caller may pass any int in an enum parameter. In C++ an enum without a fixed underlying
+// type only holds the values of its enumerators' range, so reading another value as the enum is
+// undefined: the argument's bytes are read as the int they are instead.
+template <typename Enum>
+int raw_value(const Enum& value) noexcept {
+    static_assert(sizeof(Enum) == sizeof(int));
+    int raw;
+    std::memcpy(&raw, &value, sizeof raw);
+    return raw;
+}
+
 // NULL is a valid pointer for zero bytes only.
 bool valid_buffer(const void* data, std::size_t size) noexcept {
     return data != nullptr || size == 0;
@@ -164,7 +175,8 @@ const char* wsx_version(void) {
     return WSX_VERSION_STRING;
 }
 
-const char* wsx_error_message(wsx_error error) {
+const char* wsx_error_message(wsx_error error_arg) {
+    const int error = raw_value(error_arg);
     switch (error) {
         case WSX_ERR_INVALID_ARGUMENT:
             return "invalid argument";
@@ -180,7 +192,8 @@ const char* wsx_error_message(wsx_error error) {
     return wsx::proto::describe(static_cast<Error>(error)).data();
 }
 
-uint16_t wsx_error_close_code(wsx_error error) {
+uint16_t wsx_error_close_code(wsx_error error_arg) {
+    const int error = raw_value(error_arg);
     if (error <= 0 || error > 255) return 0;
     return wsx::proto::close_code_for(static_cast<Error>(error));
 }
@@ -195,11 +208,12 @@ void wsx_options_init(wsx_options* options) {
     options->auto_fragment_size = defaults.auto_fragment_size;
 }
 
-wsx_error wsx_connection_create(wsx_role role, const wsx_options* options,
+wsx_error wsx_connection_create(wsx_role role_arg, const wsx_options* options,
                                 const wsx_callbacks* callbacks, void* user_data,
                                 wsx_connection** out) {
     if (out == nullptr) return WSX_ERR_INVALID_ARGUMENT;
     *out = nullptr;
+    const int role = raw_value(role_arg);
     if (role != WSX_ROLE_SERVER && role != WSX_ROLE_CLIENT) return WSX_ERR_INVALID_ARGUMENT;
     wsx::proto::ConnectionOptions o;
     if (options != nullptr) {
@@ -263,8 +277,9 @@ wsx_error wsx_send_binary(wsx_connection* conn, const void* data, size_t size) {
         conn, [&](wsx::proto::Connection& c) { return c.send_binary(bytes(data, size)); });
 }
 
-wsx_error wsx_send_frame(wsx_connection* conn, wsx_opcode opcode, const void* data, size_t size,
+wsx_error wsx_send_frame(wsx_connection* conn, wsx_opcode opcode_arg, const void* data, size_t size,
                          int fin) {
+    const int opcode = raw_value(opcode_arg);
     if (!valid_buffer(data, size)) return WSX_ERR_INVALID_ARGUMENT;
     if (opcode != WSX_OPCODE_CONTINUATION && opcode != WSX_OPCODE_TEXT &&
         opcode != WSX_OPCODE_BINARY)

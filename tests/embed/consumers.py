@@ -49,12 +49,22 @@ def sanitizer_flags(sanitize):
     return [] if sanitize in ("", "none") else [f"-fsanitize={sanitize}"]
 
 
+def link_flags(sanitize, cxx):
+    """A C program linking C++ code that clang instrumented for UBSan needs the C++ part of the
+    UBSan runtime, which clang links only for C++ programs unless asked."""
+    flags = sanitizer_flags(sanitize)
+    if "undefined" in sanitize and "clang" in cxx:
+        flags.append("-fsanitize-link-c++-runtime")
+    return flags
+
+
 def run_consumer(build, version, env):
     print(run([os.path.join(build, "consumer"), version], env=env).strip())
     print(run([os.path.join(build, "consumer_c")], env=env).strip())
 
 
 def installed(source, build, version, sanitize, env, tmp):
+    link = link_flags(sanitize, env["CXX"])
     meson = shutil.which("meson")
     cmake = shutil.which("cmake")
     if meson is None or cmake is None:
@@ -96,7 +106,8 @@ def installed(source, build, version, sanitize, env, tmp):
     if static:
         mbuild = os.path.join(tmp, "meson-static")
         run([meson, "setup", mbuild, consumer, "--buildtype=plain", "-Dstatic=true",
-             f"-Db_sanitize={sanitize or 'none'}", "-Db_lundef=false"], env=env)
+             f"-Db_sanitize={sanitize or 'none'}", "-Db_lundef=false"]
+            + [f"-Dc_link_args={flag}" for flag in link if "sanitize=" not in flag], env=env)
         run([meson, "compile", "-C", mbuild, "-j", "2"], env=env)
         run_consumer(mbuild, version, env)
 
@@ -131,6 +142,10 @@ def subproject(source, build, version, sanitize, env, tmp):
 def main():
     mode, source, build, version, sanitize, cxx, cc = sys.argv[1:8]
     check_snippet_in_readme(source)
+    # One toolchain for the consumer's C and C++, matching the one wsx was built with: a program
+    # that links sanitized libraries needs the same compiler's runtime.
+    if "clang++" in cxx:
+        cc = cxx.replace("clang++", "clang")
     env = dict(os.environ, CXX=cxx, CC=cc)
     # Settings of the enclosing build must not leak into the consumer's.
     for name in ["MESON_BUILD_ROOT", "MESON_SOURCE_ROOT", "MESONINTROSPECT", "PKG_CONFIG_PATH"]:
