@@ -7,12 +7,14 @@
   subproject  the consumer with wsx as a meson subproject (subprojects/wsx -> this source tree,
               --force-fallback-for=wsx), building only the targets it needs.
 
-Each consumer build uses this build's compilers and sanitizers (an instrumented library needs
+Every installed header must compile on its own. Each consumer build uses this build's compilers
+and sanitizers (an instrumented library needs
 an instrumented program), and checks that the installed headers compile warning-free at
 warning_level=3 with -Werror. The consumer's README snippet must match README.md.
 
 Usage: consumers.py installed|subproject SOURCE_ROOT BUILD_ROOT VERSION SANITIZE CXX CC"""
 
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -24,12 +26,13 @@ import time
 SKIP = 77
 
 
-def run(cmd, env=None, cwd=None):
+def run(cmd, env=None, cwd=None, quiet=False):
     started = time.monotonic()
     result = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     took = time.monotonic() - started
-    print(f"$ {' '.join(cmd)}  ({took:.1f} s)", flush=True)
+    if not quiet or result.returncode != 0:
+        print(f"$ {' '.join(cmd)}  ({took:.1f} s)", flush=True)
     if result.returncode != 0:
         print(result.stdout)
         raise SystemExit(f"FAIL: {cmd[0]} exited with {result.returncode}")
@@ -58,6 +61,31 @@ def link_flags(sanitize, cxx):
     return flags
 
 
+def check_headers_stand_alone(dest, env):
+    """Every installed header compiles on its own, warning-free, from the installed tree only:
+    none leans on a header that stayed behind in src/ or on what its includer included first."""
+    include = glob.glob(os.path.join(dest, "**", "include", "wsx"), recursive=True)[0]
+    headers = sorted(glob.glob(os.path.join(include, "*", "*.h*")))
+    started = time.monotonic()
+    work = os.path.join(os.path.dirname(include), "..", "one_header")
+    os.mkdir(work)
+
+    def compile_alone(numbered):
+        number, header = numbered
+        c = header.endswith(".h")
+        compiler = (env["CC"] if c else env["CXX"]).split()
+        source = os.path.join(work, f"{number}.c" + ("" if c else "c"))
+        with open(source, "w") as f:
+            f.write(f'#include "{os.path.relpath(header, include)}"\n')
+        run(compiler + ["-std=c99" if c else "-std=c++20", "-fsyntax-only", "-Wall", "-Wextra",
+                        "-Wpedantic", "-Werror", "-I", include, source], env=env, quiet=True)
+
+    # Two at a time: the machine's core count, shared with whatever else runs.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(compile_alone, enumerate(headers)))
+    print(f"{len(headers)} installed headers compile alone ({time.monotonic() - started:.1f} s)")
+
+
 def run_consumer(build, version, env):
     print(run([os.path.join(build, "consumer"), version], env=env).strip())
     print(run([os.path.join(build, "consumer_c")], env=env).strip())
@@ -83,6 +111,7 @@ def installed(source, build, version, sanitize, env, tmp):
             raise SystemExit(f"FAIL: include/wsx/{header} not installed")
     if not glob.glob(os.path.join(dest, "**", "bin", "wsx"), recursive=True):
         raise SystemExit("FAIL: bin/wsx not installed")
+    check_headers_stand_alone(dest, env)
     shared = bool(glob.glob(os.path.join(libdir, "libwsx_proto.so*")))
     static = bool(glob.glob(os.path.join(libdir, "libwsx_proto.a")))
     print(f"installed: {pcdir} (static: {static}, shared: {shared})")
