@@ -92,7 +92,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     // One async_write at a time (Asio's rule for a stream). Its bytes are a copy: the engine's
-    // output queue may move its storage when the next frame is queued during the write.
+    // output queue may move its storage when the next frame is queued during the write. (A
+    // server facing slow readers would also stop reading while buffered_amount() is high.)
     void flush() {
         if (writing_) return;
         if (conn_) {

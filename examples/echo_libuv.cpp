@@ -80,7 +80,8 @@ void close_after_writes(Client* c) {
         close_now(c);
 }
 
-// Hands the engine's output to libuv and closes the socket once the engine is done.
+// Hands the engine's output to libuv and closes the socket once the engine is done. (A server
+// facing slow readers would also stop reading while uv_stream_get_write_queue_size() is high.)
 void flush(Client* c) {
     proto::Connection& conn = *c->conn;
     if (conn.wants_write()) {
