@@ -7,10 +7,10 @@
   subproject  the consumer with wsx as a meson subproject (subprojects/wsx -> this source tree,
               --force-fallback-for=wsx), building only the targets it needs.
 
-Every installed header must compile on its own. Each consumer build uses this build's compilers
-and sanitizers (an instrumented library needs
-an instrumented program), and checks that the installed headers compile warning-free at
-warning_level=3 with -Werror. The consumer's README snippet must match README.md.
+In the installed tree every header must compile on its own, warning-free at -Wpedantic. Each
+consumer build uses this build's compilers and sanitizers (an instrumented library needs an
+instrumented program) and -Werror. The consumer's embed_snippet.cpp must be the code README.md
+shows.
 
 Usage: consumers.py installed|subproject SOURCE_ROOT BUILD_ROOT VERSION SANITIZE CXX CC"""
 
