@@ -87,6 +87,7 @@ enum class ConnectErrc : std::uint8_t {
     system,              // a local failure: socket(), the reactor, the CSPRNG (sys_error)
 };
 
+// The enumerator's name, for logs.
 const char* connect_errc_name(ConnectErrc code) noexcept;
 
 struct ConnectError {

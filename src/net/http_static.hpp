@@ -68,6 +68,7 @@ class StaticFiles {
     static SysResult<StaticFiles> open(std::string_view root);
 
     StaticFiles() = default;
+    // The canonical path of the served directory.
     const std::string& root() const noexcept { return root_; }
 
     // The answer to `method` `target` (origin-form, query ignored): 200 with the file (a

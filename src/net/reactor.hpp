@@ -61,6 +61,7 @@ constexpr bool has(Interest set, Interest flag) noexcept {
 class IoHandler {
   public:
     virtual ~IoHandler() = default;
+    // The fd is ready for what its Interest asked (see above for hang-ups and errors).
     virtual void on_readable(int fd) = 0;
     virtual void on_writable(int fd) = 0;
     virtual void on_error(int fd, int error) = 0;
@@ -104,6 +105,7 @@ class Reactor {
     Reactor(const Reactor&) = delete;
     Reactor& operator=(const Reactor&) = delete;
 
+    // The backend in use (automatic resolves to epoll, kqueue or poll).
     Backend backend() const noexcept;
 
     // fd registration. `handler` must outlive the registration. Errors: EBADF for a negative or
@@ -112,6 +114,7 @@ class Reactor {
     SysStatus modify(int fd, Interest interest);
     // Remove before closing the fd: a closed fd cannot be told apart from its successor.
     SysStatus remove(int fd) noexcept;
+    // Whether `fd` is registered, and with which interest (none when not).
     bool registered(int fd) const noexcept;
     Interest interest(int fd) const noexcept;
 

@@ -40,6 +40,7 @@ class Reconnector {
     // No more attempts; a session still open stays open (close it through its handle).
     void stop();
 
+    // Between start() and stop() (or giving up).
     bool running() const noexcept { return running_; }
     // Failed attempts since the last open session.
     unsigned failures() const noexcept { return failures_; }

@@ -132,6 +132,7 @@ class Server {
 
     // The bound port (after start()).
     std::uint16_t port() const noexcept;
+    // Reactor threads serving connections (ServerOptions::threads, or one per core).
     unsigned thread_count() const noexcept;
 
     // Any thread, any number of times: begins the graceful shutdown and returns at once.

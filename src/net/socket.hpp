@@ -44,14 +44,18 @@ class SocketAddress {
 
     // "127.0.0.1", "0.0.0.0", "::1", "::" ...; EINVAL if `host` is not a numeric address.
     static SysResult<SocketAddress> from_numeric(std::string_view host, std::uint16_t port);
+    // 127.0.0.1:port and 0.0.0.0:port.
     static SocketAddress loopback_v4(std::uint16_t port) noexcept;
     static SocketAddress any_v4(std::uint16_t port) noexcept;
     // The address a socket is bound to (e.g. to learn the port the kernel picked for port 0).
     static SysResult<SocketAddress> local_of(int fd) noexcept;
+    // The address a connected socket's peer has.
     static SysResult<SocketAddress> peer_of(int fd) noexcept;
     // Adopts an address the kernel filled in (accept, recvfrom).
     static SocketAddress from_storage(const sockaddr_storage& storage, socklen_t size) noexcept;
 
+    // AF_INET or AF_INET6 (AF_UNSPEC when default-constructed), the port in host order, and the
+    // sockaddr for bind/connect.
     int family() const noexcept { return storage_.ss_family; }
     std::uint16_t port() const noexcept;
     const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }

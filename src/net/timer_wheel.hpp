@@ -89,6 +89,7 @@ class TimerWheel {
     TimerWheel(const TimerWheel&) = delete;
     TimerWheel& operator=(const TimerWheel&) = delete;
 
+    // The tick of the last advance().
     std::uint64_t now() const noexcept { return now_; }
 
     // Arms `timer` to fire at `deadline`; an armed timer is moved (from this or another wheel). A
@@ -96,6 +97,7 @@ class TimerWheel {
     void arm_at(Timer& timer, std::uint64_t deadline) noexcept;
     // Arms `timer` to fire `delay` ticks after now() (saturating).
     void arm(Timer& timer, std::uint64_t delay) noexcept;
+    // Disarms `timer`; nothing happens when it is not armed.
     void cancel(Timer& timer) noexcept;
 
     // Moves time forward to `now` (a smaller value is ignored: time never goes back) and runs the
@@ -112,6 +114,7 @@ class TimerWheel {
     // armed. Costs one bit scan per level.
     std::optional<std::uint64_t> next_deadline() const noexcept;
 
+    // Timers armed right now, and counters for tests and metrics.
     std::size_t armed_count() const noexcept { return armed_count_; }
     const Stats& stats() const noexcept { return stats_; }
 

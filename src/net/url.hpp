@@ -17,6 +17,7 @@ struct WsUrl {
     // Path and query as the request line carries them ("/" when the URL has no path).
     std::string target = "/";
 
+    // True when host is an IPv6 literal (it is written in brackets in URLs and Host).
     bool ipv6_literal() const noexcept { return host.find(':') != std::string::npos; }
     std::uint16_t default_port() const noexcept { return secure ? 443 : 80; }
     // The Host header (RFC 6455 §4.1 item 4, RFC 9110 §7.2): host, brackets around an IPv6

@@ -118,12 +118,14 @@ enum class SendStatus : std::uint8_t {
     over_limit,  // it would pass max_buffered_bytes: not queued; the session closes with 1008
 };
 
+// The enumerator's name, for logs.
 const char* send_status_name(SendStatus status) noexcept;
 
 // A thread-safe reference to a session: posts work to the session's reactor, where it runs if
 // the session still exists. Copyable. Valid as long as the host (e.g. the Server) exists.
 class SessionHandle {
   public:
+    // An empty handle (false); hosts make real ones (WsSession::handle()).
     SessionHandle() noexcept = default;
     SessionHandle(SessionHost* host, std::uint64_t id) noexcept : host_(host), id_(id) {}
 
@@ -176,6 +178,7 @@ class WsSession final : public IoHandler {
     std::uint64_t id() const noexcept { return id_; }
     SessionHandle handle() const noexcept;
     proto::Role role() const noexcept { return conn_.role(); }
+    // The negotiated subprotocol (empty for none) and the request target (path and query).
     const std::string& protocol() const noexcept { return protocol_; }
     const std::string& target() const noexcept { return target_; }
     const SocketAddress& peer() const noexcept { return peer_; }
@@ -185,6 +188,7 @@ class WsSession final : public IoHandler {
     const proto::DeflateParams* deflate_params() const noexcept { return conn_.deflate_params(); }
     // The TLS layer (version, ALPN, SNI name, peer certificate), or null on plain TCP.
     const TlsStream* tls() const noexcept { return tls_.get(); }
+    // One pointer for the application, nullptr until set.
     void* user_data() const noexcept { return user_data_; }
     void set_user_data(void* data) noexcept { user_data_ = data; }
 

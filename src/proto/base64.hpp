@@ -25,6 +25,7 @@ constexpr std::size_t base64_decoded_max_size(std::size_t n) noexcept {
 // Writes nothing and returns 0 when `out` is too small.
 std::size_t base64_encode(std::span<const std::uint8_t> in, std::span<char> out) noexcept;
 
+// The same into a new string.
 std::string base64_encode(std::span<const std::uint8_t> in);
 std::string base64_encode(std::string_view bytes);
 
@@ -35,6 +36,7 @@ std::string base64_encode(std::string_view bytes);
 // their count, or nullopt when the input is invalid or `out` is too small.
 std::optional<std::size_t> base64_decode(std::string_view in, std::span<std::uint8_t> out) noexcept;
 
+// The same into a new string; nullopt when the input is invalid.
 std::optional<std::string> base64_decode(std::string_view in);
 
 }  // namespace wsx::proto

@@ -138,6 +138,7 @@ SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> pa
 
 class Connection {
   public:
+    // A connection in the open state: the opening handshake is done (proto/handshake.hpp).
     explicit Connection(Role role, const ConnectionOptions& options = {});
 
     // Consumes `in`: parses every frame in it (frames may be split anywhere across calls),
@@ -171,6 +172,8 @@ class Connection {
     // compressed fragment is flushed, so the peer can inflate it at once.
     Error send_frame(Opcode opcode, std::span<const std::uint8_t> payload, bool fin,
                      Compress compress = Compress::automatic);
+    // Control frames (RFC 6455 §5.5.2, §5.5.3): at most 125 bytes of payload; a pong nobody
+    // asked for is a one-way heartbeat.
     Error ping(std::span<const std::uint8_t> payload = {});
     Error pong(std::span<const std::uint8_t> payload = {});
     // Starts the close handshake. code 0 sends a close frame with no payload.
@@ -178,13 +181,16 @@ class Connection {
 
     // ---- Output for the I/O layer.
     std::size_t pending_output(std::span<IoSlice> out) const noexcept { return out_.gather(out); }
+    // Drops the first `n` queued bytes once the transport took them (n <= buffered_amount()).
     void consume_output(std::size_t n) noexcept { out_.consume(n); }
+    // Bytes queued and not yet consumed: what backpressure watermarks compare against.
     std::size_t buffered_amount() const noexcept { return out_.size(); }
     bool wants_write() const noexcept { return !out_.empty(); }
 
     // ---- State for the I/O layer.
     State state() const noexcept { return state_; }
     Role role() const noexcept { return role_; }
+    // False once nothing more will be parsed (a close frame arrived, or the connection failed).
     bool wants_read() const noexcept { return rx_ != RxState::closed; }
     // Once state() is closed and the output is flushed: true when this side should close the
     // transport now. RFC 6455 §7.1.1: the server closes TCP first; after a clean close a client

@@ -197,6 +197,7 @@ class Deflater {
 
     std::uint8_t window_bits() const noexcept { return window_bits_; }
     bool context_takeover() const noexcept { return context_takeover_; }
+    // True once zlib's state exists (it is allocated at the first message, not here).
     bool has_stream() const noexcept { return stream_ != nullptr; }
 
   private:
@@ -241,6 +242,7 @@ class Inflater {
     void feed(std::span<const std::uint8_t> compressed) noexcept;
     // After the message's last byte: the 00 00 FF FF the sender removed (§7.2.2).
     void feed_tail() noexcept;
+    // Inflates what was fed into `out`, at most out.size() bytes per call.
     Result inflate(std::span<std::uint8_t> out);
     // Once inflate() returned need_input after feed_tail(): ends the message (resets the context
     // when there is no takeover).
@@ -248,6 +250,7 @@ class Inflater {
 
     // Why the last error happened: inflate_failed or deflate_failed (out of memory).
     Error error() const noexcept { return error_; }
+    // True once zlib's state exists (it is allocated at the first message, not here).
     bool has_stream() const noexcept { return stream_ != nullptr; }
 
   private:

@@ -133,6 +133,7 @@ constexpr int http_status_for(Error e) noexcept {
 // A short, stable, human-readable description ("control frame longer than 125 bytes").
 std::string_view describe(Error e) noexcept;
 
+// The category of std::error_code values made from Error (name "wsx", message describe()).
 const std::error_category& error_category() noexcept;
 
 inline std::error_code make_error_code(Error e) noexcept {

@@ -153,6 +153,7 @@ struct OriginPolicy {
     std::vector<std::string> allowed;
     std::function<bool(std::string_view origin, std::string_view host)> check;
 
+    // Shorthands for the modes above.
     static OriginPolicy same_origin() { return {}; }
     static OriginPolicy allow_any() { return {Mode::allow_any, {}, {}}; }
     static OriginPolicy allow_list(std::vector<std::string> origins) {
@@ -212,6 +213,7 @@ class ServerHandshake {
     // with write_error_response(result.error) and close.
     HttpParseResult parse(std::string_view in);
 
+    // After ok: the validated request, the raw head, and the head's size in bytes.
     const UpgradeRequest& request() const noexcept { return request_; }
     const HttpHead& head() const noexcept { return head_; }
     std::size_t consumed() const noexcept { return head_.size; }
@@ -274,6 +276,7 @@ class ClientHandshake {
     ClientHandshake(ClientHandshake&&) = default;
     ClientHandshake& operator=(ClientHandshake&&) = default;
 
+    // The Sec-WebSocket-Key this handshake sends.
     std::string_view key() const noexcept { return key_; }
 
     // The upgrade request to send (RFC 6455 §4.1).
@@ -286,9 +289,11 @@ class ClientHandshake {
     // http_unrequested_protocol, http_malformed or http_headers_too_large.
     HttpParseResult parse(std::string_view in);
 
+    // The response's status code, its raw head and the head's size in bytes, once parsed.
     int status() const noexcept { return head_.status; }
     const HttpHead& head() const noexcept { return head_; }
     std::size_t consumed() const noexcept { return head_.size; }
+    // The subprotocol the server selected, empty for none.
     std::string_view protocol() const noexcept { return protocol_; }
     // The extensions the server accepted, for the negotiation to configure itself from.
     const std::vector<ExtensionOffer>& extensions() const noexcept { return extensions_; }

@@ -107,6 +107,7 @@ CopyMaskFn mask_impl_copy_function(MaskImpl impl) noexcept;
 // scalar. AVX-512 is never chosen by default: on the machine it was measured on (Zen 4) it was no
 // faster than AVX2 from 1 KiB up, so it stays callable for tests and benchmarks only.
 MaskImpl mask_impl_selected() noexcept;
+// "scalar", "sse2", "avx2", "avx512" or "neon".
 const char* mask_impl_name(MaskImpl impl) noexcept;
 
 }  // namespace wsx::proto

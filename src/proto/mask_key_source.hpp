@@ -13,6 +13,8 @@ namespace wsx::proto {
 
 class MaskKeySource {
   public:
+    // The key for the next frame. Should the CSPRNG ever fail, keys stay distinct but are no
+    // longer unpredictable (mask_key_source.cpp says why that beats failing every send).
     MaskKey next() noexcept {
         if (next_ == kKeys) refill();
         MaskKey key;

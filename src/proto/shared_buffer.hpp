@@ -26,6 +26,7 @@ class SharedBuffer {
         return SharedBuffer(block);
     }
 
+    // A buffer holding a copy of `bytes`.
     static SharedBuffer copy_of(std::span<const std::uint8_t> bytes) {
         return create(bytes.size(), [&](std::span<std::uint8_t> out) {
             if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
@@ -43,6 +44,7 @@ class SharedBuffer {
     }
     ~SharedBuffer() { release(); }
 
+    // The bytes (empty for a default-constructed buffer); valid while any copy lives.
     std::span<const std::uint8_t> bytes() const noexcept {
         return block_ ? std::span<const std::uint8_t>(data_of(block_), block_->size)
                       : std::span<const std::uint8_t>();

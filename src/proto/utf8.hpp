@@ -28,6 +28,7 @@ enum class Utf8Impl : std::uint8_t { scalar, sse2, avx2, neon };
 bool utf8_impl_available(Utf8Impl impl) noexcept;
 // The implementation feed() uses on this CPU (the fastest available).
 Utf8Impl utf8_impl_selected() noexcept;
+// "scalar", "sse2", "avx2" or "neon".
 const char* utf8_impl_name(Utf8Impl impl) noexcept;
 
 class Utf8Validator {
