@@ -14,6 +14,8 @@ int connect_command(std::span<char*> args);
 int autobahn_server_command(std::span<char*> args);
 // wsx autobahn-client: the testee for the Autobahn fuzzingserver.
 int autobahn_client_command(std::span<char*> args);
+// wsx bench URL [options]: the load generator (echo round trips, handshakes, idle connections).
+int bench_command(std::span<char*> args);
 
 // The whole of `text` as a decimal number of type T.
 template <typename T>
