@@ -6,7 +6,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <memory>

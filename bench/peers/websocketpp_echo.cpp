@@ -1,12 +1,11 @@
-// Echo peer for bench/compare: websocketpp on Boost.Asio (its default transport), single-threaded, as in the
-// library's examples/echo_server (asio config without TLS, one run() thread, the echo handler
-// sends the message back with its own opcode).
+// Echo peer for bench/compare: websocketpp on Boost.Asio (its default transport), single-threaded,
+// as in the library's examples/echo_server (asio config without TLS, one run() thread, the echo
+// handler sends the message back with its own opcode).
 // Usage: websocketpp_echo PORT   (binds 127.0.0.1)
-#include <websocketpp/config/asio_no_tls.hpp>
-#include <websocketpp/server.hpp>
-
 #include <cstdio>
 #include <cstdlib>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
 
 using Server = websocketpp::server<websocketpp::config::asio>;
 
