@@ -196,6 +196,8 @@ class BenchConn final : public net::IoHandler {
     // `retry`: a handshakes run starts the slot's next cycle (never from inside start()).
     void fail(const char* what, int error, bool retry = true);
     void finish_cycle();
+    // This connection will not deliver more echoes: its quota came back, or it died.
+    void mark_finished() noexcept;
 
     Worker& worker_;
     unsigned index_;
@@ -213,6 +215,7 @@ class BenchConn final : public net::IoHandler {
     std::uint64_t expect_seq_ = 0;  // next echo expected
     std::uint64_t quota_ = 0;       // send while next_seq_ < quota_
     std::vector<std::uint64_t> sent_at_;
+    bool finished_ = false;  // counted in WorkerStats::finished (a --messages run waits for all)
 };
 
 class Worker {
@@ -511,8 +514,15 @@ void BenchConn::read_frames() {
     flush();
 }
 
+void BenchConn::mark_finished() noexcept {
+    if (finished_) return;
+    finished_ = true;
+    worker_.stats().finished.add();
+}
+
 void BenchConn::begin_sending() {
     sent_at_.assign(worker_.options().in_flight, 0);
+    if (quota_ == 0) mark_finished();  // fewer --messages than connections
     const unsigned burst = worker_.options().in_flight;
     for (unsigned i = 0; i < burst; ++i)
         send_next();
@@ -557,7 +567,7 @@ void BenchConn::on_echo(proto::Opcode opcode, std::span<const std::uint8_t> payl
             worker_.first_error() = "echo differs from what was sent";
     }
     ++expect_seq_;
-    if (expect_seq_ == quota_) stats.finished.add();
+    if (expect_seq_ == quota_) mark_finished();
     send_next();
 }
 
@@ -595,6 +605,13 @@ void BenchConn::close_websocket() {
 }
 
 void BenchConn::finish_cycle() {
+    if (worker_.options().mode == BenchMode::echo) {
+        mark_finished();
+        if (!worker_.closing()) {  // the server closed a connection in the middle of the run
+            fail("connection closed by the server", 0);
+            return;
+        }
+    }
     if (worker_.options().mode == BenchMode::handshakes) {
         worker_.stats().handshakes.add();
         worker_.latency().record(now_ns() - cycle_start_);
@@ -620,6 +637,7 @@ void BenchConn::fail(const char* what, int error, bool retry) {
             if (error != 0) (worker_.first_error() += ": ") += std::strerror(error);
         }
     }
+    if (phase_ == Phase::open || phase_ == Phase::closing) mark_finished();
     drop();
     phase_ = Phase::done;
     if (pending) worker_.slot_freed();
@@ -773,15 +791,24 @@ BenchReport run_bench(const BenchOptions& options, const std::atomic<bool>& stop
     std::uint64_t before_at = start;
     Totals at_end{};
     std::uint64_t end = 0;
+    std::uint64_t last_received = 0;
+    std::uint64_t last_progress = start;
+    bool stalled = false;
     for (;;) {
         const std::uint64_t t = now_ns();
         const Totals totals = sum(workers);
+        if (totals.received != last_received) {
+            last_received = totals.received;
+            last_progress = t;
+        }
+        // A --messages run has no deadline of its own: give up when echoes stop coming back.
+        stalled = options.messages > 0 && t - last_progress > 10'000'000'000u;
         const bool all_done = options.mode == BenchMode::echo && options.messages > 0 &&
                               totals.finished >= at_open.opened;
         const bool out_of_time =
             (options.messages == 0 || options.mode != BenchMode::echo) && t >= end_by;
         const bool nothing_open = options.mode == BenchMode::echo && at_open.opened == 0;
-        if (all_done || out_of_time || stop.load() || nothing_open) {
+        if (all_done || out_of_time || stop.load() || nothing_open || stalled) {
             at_end = totals;
             end = t;
             break;
@@ -833,6 +860,10 @@ BenchReport run_bench(const BenchOptions& options, const std::atomic<bool>& stop
             final_totals.sent - final_totals.received - final_totals.mismatches;
         report.errors += lost;
         if (report.first_error.empty()) report.first_error = "echoes never arrived";
+    }
+    if (stalled) {
+        ++report.errors;
+        if (report.first_error.empty()) report.first_error = "no echo arrived for 10 s";
     }
     return report;
 }

@@ -2,12 +2,14 @@
 sane — a --messages run gets back exactly what it sent, verified, with ordered latency
 percentiles and CPU accounted; text, binary, permessage-deflate and a message larger than the
 generator's read buffer all echo intact; a handshakes run completes cycles; an idle run opens
-every connection; a server that goes away is reported as errors with exit status 1."""
+every connection; a server that goes away (before or during a run) is reported as errors with
+exit status 1, never a hang."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 from interop_support import Checks, WsxProcess  # noqa: E402
@@ -68,6 +70,9 @@ def main():
         check_echo_run(checks, wsx, url, ["--connections", "2", "--size", "3"], 50,
                        "messages shorter than the sequence number")
 
+        check_echo_run(checks, wsx, url, ["--connections", "10", "--in-flight", "3"], 7,
+                       "fewer messages than connections")
+
         status, s, err = bench(wsx, url, ["--connections", "4", "--duration", "1"])
         checks.equal(status, 0, f"duration run: exit status ({err.strip()[:200]})")
         checks.check(0.9 <= s.get("elapsed_s", 0) <= 1.5,
@@ -86,6 +91,31 @@ def main():
         checks.equal(status, 0, f"idle run: exit status ({err.strip()[:200]})")
         checks.equal(s.get("opened"), 200, "idle run opens every connection from 3 sources")
         checks.equal(server.stop(), 0, "the echo server stopped cleanly")
+
+    # A server that stops in the middle of a --messages run (closing with 1001) ends the run
+    # with errors and status 1: the run has no deadline, so this checks that it cannot hang.
+    with WsxProcess(wsx, ["echo", "--address", "127.0.0.1", "--port", "0", "--threads",
+                          "1"]) as server:
+        url = f"ws://127.0.0.1:{server.port}/bench"
+        client = subprocess.Popen([wsx, "bench", url, "--json", "--quiet", "--connections", "5",
+                                   "--messages", "1000000000"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        server.stop()
+        try:
+            out, err = client.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            out, err = client.communicate()
+            checks.check(False, "bench hung after the server stopped")
+        try:
+            s = json.loads(out.decode())
+        except ValueError:
+            s = {}
+        checks.equal(client.returncode, 1, "server gone mid-run: exit status 1")
+        checks.check(s.get("errors", 0) >= 5 and 0 < s.get("messages", 0) < s.get("sent", 0) + 1,
+                     f"server gone mid-run: every connection reported: {s.get('errors')} "
+                     f"{s.get('first_error')}")
 
     # Nothing listens on the port now: connecting fails, which is an error, not a hang.
     status, s, err = bench(wsx, url, ["--connections", "2", "--messages", "10"])
