@@ -233,6 +233,8 @@ class Worker {
     }
 
     bool ready() const noexcept { return reactor_ != nullptr; }
+    // The loop stopped on a failed wait: tasks posted to it will never run.
+    bool dead() const noexcept { return dead_.load(std::memory_order_acquire); }
     net::Reactor& reactor() noexcept { return *reactor_; }
     const BenchOptions& options() const noexcept { return options_; }
     WorkerStats& stats() noexcept { return stats_; }
@@ -251,7 +253,14 @@ class Worker {
         open_more();
         while (!quit_) {
             const auto r = reactor_->run_once(std::chrono::milliseconds(100));
-            if (!r.ok() && r.error != EINTR) break;
+            if (!r.ok() && r.error != EINTR) {
+                stats_.errors.add();
+                if (first_error_.empty())
+                    first_error_ = std::string("reactor: ") + std::strerror(r.error);
+                // Set last: once it is seen, this thread runs no more posted tasks.
+                dead_.store(true, std::memory_order_release);
+                break;
+            }
         }
         for (auto& conn : conns_)
             conn->drop();
@@ -325,6 +334,7 @@ class Worker {
     bool sending_ = false;
     bool closing_ = false;
     bool quit_ = false;
+    std::atomic<bool> dead_{false};
 };
 
 bool BenchConn::start() {
@@ -678,19 +688,23 @@ Totals sum(const std::vector<std::unique_ptr<Worker>>& workers) {
     return t;
 }
 
-// Runs `function` on every worker's thread and waits for all of them.
+// Runs `function` on every worker's thread and waits for all of them (a worker whose loop died
+// never runs it; the reactor discards the task without calling it).
 template <typename F>
 void on_every_worker(std::vector<std::unique_ptr<Worker>>& workers, F function) {
-    std::atomic<std::size_t> done{0};
-    for (auto& w : workers) {
-        Worker* worker = w.get();
-        worker->reactor().post([worker, &function, &done] {
+    std::vector<std::atomic<bool>> ran(workers.size());
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        Worker* worker = workers[i].get();
+        std::atomic<bool>* flag = &ran[i];
+        worker->reactor().post([worker, &function, flag] {
             function(*worker);
-            done.fetch_add(1, std::memory_order_release);
+            flag->store(true, std::memory_order_release);
         });
     }
-    while (done.load(std::memory_order_acquire) < workers.size())
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        while (!ran[i].load(std::memory_order_acquire) && !workers[i]->dead())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
 }
 
 template <typename P>
