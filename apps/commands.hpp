@@ -68,6 +68,9 @@ inline constexpr const char* kTlsClientFlagsHelp =
     "                           instead of the system's trust store\n"
     "  --insecure               do not verify the server's certificate (testing only)\n";
 
+// wsx bench URL [options]: the load generator (echo round trips, handshakes, idle connections).
+int bench_command(std::span<char*> args);
+
 // The whole of `text` as a decimal number of type T.
 template <typename T>
 bool parse_number(std::string_view text, T& out) {

@@ -211,7 +211,8 @@ int usage() {
                  "           [--max-connections N] [--max-message BYTES] [--allowed-origin O ...]\n"
                  "  connect  WebSocket client: stdin lines out, messages to stdout\n"
                  "  autobahn-server  echo testee for the Autobahn fuzzingclient\n"
-                 "  autobahn-client  testee for the Autobahn fuzzingserver\n");
+                 "  autobahn-client  testee for the Autobahn fuzzingserver\n"
+                 "  bench    load generator: echo round trips, handshakes, idle connections\n");
     return 2;
 }
 
@@ -359,8 +360,8 @@ int main(int argc, char** argv) {
         usage();
         return 0;
     }
-    // connect prints its own help (its options live next to their parsing).
-    if (command != "connect" && wants_help(args)) {
+    // connect and bench print their own help (their options live next to their parsing).
+    if (command != "connect" && command != "bench" && wants_help(args)) {
         const char* help = command == "demo"              ? kDemoHelp
                            : command == "echo"            ? kEchoHelp
                            : command == "chat"            ? wsx::apps::chat_help()
@@ -378,5 +379,6 @@ int main(int argc, char** argv) {
     if (command == "connect") return wsx::apps::connect_command(args);
     if (command == "autobahn-server") return wsx::apps::autobahn_server_command(args);
     if (command == "autobahn-client") return wsx::apps::autobahn_client_command(args);
+    if (command == "bench") return wsx::apps::bench_command(args);
     return usage();
 }

@@ -31,6 +31,9 @@ def main():
                  "--max-message", "--allowed-origin"],
         "autobahn-server": ["--port", "--address", "--threads", "--max-message"],
         "autobahn-client": ["--url", "--agent", "--max-message"],
+        "bench": ["--connections", "--size", "--in-flight", "--duration", "--messages", "--text",
+                  "--binary", "--deflate", "--threads", "--handshakes", "--idle", "--sources",
+                  "--json"],
     }
     for command, options in helps.items():
         for flag in ("--help", "-h"):
