@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -73,6 +74,10 @@ int connect_to(int port) {
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // A server that stops answering fails the run instead of hanging it.
+    const timeval limit{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
     return fd;
 }
 
@@ -203,10 +208,24 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
+    // Both ends of every connection live here when the hub is in-process: 2N fds and some.
+    const rlim_t wanted = (o.port == 0 ? 2 : 1) * o.subscribers + 256;
     rlimit files{};
     ::getrlimit(RLIMIT_NOFILE, &files);
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
+    if (files.rlim_cur < wanted) {
+        rlimit raised{wanted, std::max(files.rlim_max, wanted)};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {  // a higher hard limit needs privilege
+            files.rlim_cur = files.rlim_max;
+            ::setrlimit(RLIMIT_NOFILE, &files);
+        }
+        ::getrlimit(RLIMIT_NOFILE, &files);
+    }
+    if (files.rlim_cur < wanted) {
+        std::fprintf(stderr, "need %llu open files, the limit is %llu\n",
+                     static_cast<unsigned long long>(wanted),
+                     static_cast<unsigned long long>(files.rlim_cur));
+        return 1;
+    }
 
     std::unique_ptr<wsx::hub::Hub> hub;
     std::unique_ptr<FanoutHandler> handler;
