@@ -7,6 +7,8 @@
 //          [--subscribers N] [--size BYTES] [--messages M] [--window W] [--label NAME]
 //          [--deflate 1 (subscribers offer permessage-deflate; latency is then not measured,
 //           the send times being compressed)]
+//   fanout --serve 1 [--threads T] [--deflate 1]: only the wsx hub server, as a process of its
+//          own like the Go one (prints "port N", runs until stdin closes)
 //
 // The publisher keeps at most W messages in flight (a message is done when all N subscribers have
 // it), so queues stay bounded and the latency is that of a loaded, not an overrun, hub. Each
@@ -49,6 +51,7 @@ struct Options {
     std::size_t messages = 200;
     std::size_t window = 4;
     bool deflate = false;
+    bool serve = false;
     std::string label = "wsx";
 };
 
@@ -192,6 +195,8 @@ Options parse(int argc, char** argv) {
             o.size = std::max<std::size_t>(*n, 16);
         } else if (name == "--messages") {
             o.messages = *n;
+        } else if (name == "--serve") {
+            o.serve = *n != 0;
         } else if (name == "--deflate") {
             o.deflate = *n != 0;
         } else if (name == "--window") {
@@ -209,7 +214,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     // Both ends of every connection live here when the hub is in-process: 2N fds and some.
-    const rlim_t wanted = (o.port == 0 ? 2 : 1) * o.subscribers + 256;
+    const rlim_t wanted = (o.port == 0 && !o.serve ? 2 : 1) * o.subscribers + 256;
     rlimit files{};
     ::getrlimit(RLIMIT_NOFILE, &files);
     if (files.rlim_cur < wanted) {
@@ -245,6 +250,16 @@ int main(int argc, char** argv) {
         server = std::make_unique<wsx::net::Server>(std::move(options), *handler);
         if (!server->start().ok()) fail("server start");
         port = server->port();
+        if (o.serve) {
+            std::printf("port %d\n", port);
+            std::fflush(stdout);
+            char sink[64];
+            while (::read(STDIN_FILENO, sink, sizeof(sink)) > 0) {
+            }
+            server->stop();
+            server->wait();
+            return 0;
+        }
     }
 
     // Subscribers connect one after the other; the receiver takes over their sockets.
