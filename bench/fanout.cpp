@@ -7,6 +7,8 @@
 //          [--subscribers N] [--size BYTES] [--messages M] [--window W] [--label NAME]
 //          [--deflate 1 (subscribers offer permessage-deflate; latency is then not measured,
 //           the send times being compressed)]
+//   fanout --serve 1 [--threads T] [--deflate 1]: only the wsx hub server, as a process of its
+//          own like the Go one (prints "port N", runs until stdin closes)
 //
 // The publisher keeps at most W messages in flight (a message is done when all N subscribers have
 // it), so queues stay bounded and the latency is that of a loaded, not an overrun, hub. Each
@@ -16,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +51,7 @@ struct Options {
     std::size_t messages = 200;
     std::size_t window = 4;
     bool deflate = false;
+    bool serve = false;
     std::string label = "wsx";
 };
 
@@ -73,6 +77,10 @@ int connect_to(int port) {
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // A server that stops answering fails the run instead of hanging it.
+    const timeval limit{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
     return fd;
 }
 
@@ -187,6 +195,8 @@ Options parse(int argc, char** argv) {
             o.size = std::max<std::size_t>(*n, 16);
         } else if (name == "--messages") {
             o.messages = *n;
+        } else if (name == "--serve") {
+            o.serve = *n != 0;
         } else if (name == "--deflate") {
             o.deflate = *n != 0;
         } else if (name == "--window") {
@@ -203,10 +213,24 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
+    // Both ends of every connection live here when the hub is in-process: 2N fds and some.
+    const rlim_t wanted = (o.port == 0 && !o.serve ? 2 : 1) * o.subscribers + 256;
     rlimit files{};
     ::getrlimit(RLIMIT_NOFILE, &files);
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
+    if (files.rlim_cur < wanted) {
+        rlimit raised{wanted, std::max(files.rlim_max, wanted)};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {  // a higher hard limit needs privilege
+            files.rlim_cur = files.rlim_max;
+            ::setrlimit(RLIMIT_NOFILE, &files);
+        }
+        ::getrlimit(RLIMIT_NOFILE, &files);
+    }
+    if (files.rlim_cur < wanted) {
+        std::fprintf(stderr, "need %llu open files, the limit is %llu\n",
+                     static_cast<unsigned long long>(wanted),
+                     static_cast<unsigned long long>(files.rlim_cur));
+        return 1;
+    }
 
     std::unique_ptr<wsx::hub::Hub> hub;
     std::unique_ptr<FanoutHandler> handler;
@@ -226,6 +250,16 @@ int main(int argc, char** argv) {
         server = std::make_unique<wsx::net::Server>(std::move(options), *handler);
         if (!server->start().ok()) fail("server start");
         port = server->port();
+        if (o.serve) {
+            std::printf("port %d\n", port);
+            std::fflush(stdout);
+            char sink[64];
+            while (::read(STDIN_FILENO, sink, sizeof(sink)) > 0) {
+            }
+            server->stop();
+            server->wait();
+            return 0;
+        }
     }
 
     // Subscribers connect one after the other; the receiver takes over their sockets.

@@ -40,13 +40,24 @@ for run in "${runs[@]}"; do
     read -r threads size deflate <<<"$run"
     args=(--subscribers "$subscribers" --messages "$messages" --size "$size" --window "$window"
           --deflate "$deflate")
-    wsx_line=$("$fanout" "${args[@]}" --threads "$threads" --label wsx)
+    # Each server in a process of its own, fed a pipe that closes when the run is done.
+    mkfifo "$work/stdin"
+    "$fanout" --serve 1 --subscribers "$subscribers" --threads "$threads" --deflate "$deflate" \
+        <"$work/stdin" >"$work/port" &
+    wsx_pid=$!
+    exec 3>"$work/stdin"
+    for _ in $(seq 50); do grep -qs port "$work/port" && break; sleep 0.1; done
+    port=$(awk '{print $2}' "$work/port")
+    wsx_line=$("$fanout" "${args[@]}" --threads "$threads" --port "$port" --label wsx)
+    exec 3>&-
+    wait "$wsx_pid" || true
+    rm -f "$work/stdin" "$work/port"
     echo "$wsx_line"
     go_flags=()
     [ "$deflate" = 1 ] && go_flags=(-deflate)
     GOMAXPROCS=$threads "$work/fanout_go" -addr 127.0.0.1:0 "${go_flags[@]}" >"$work/port" &
     go_pid=$!
-    for _ in $(seq 50); do grep -q port "$work/port" && break; sleep 0.1; done
+    for _ in $(seq 50); do grep -qs port "$work/port" && break; sleep 0.1; done
     port=$(awk '{print $2}' "$work/port")
     go_line=$("$fanout" "${args[@]}" --threads "$threads" --port "$port" --label gorilla)
     kill "$go_pid"

@@ -190,7 +190,8 @@ class HubClient {
     Received next(std::chrono::milliseconds timeout = std::chrono::milliseconds(10'000)) {
         while (events_.empty()) {
             if (eof_) return received(Received::Kind::eof);
-            if (!net::testing::wait_readable(fd_, timeout)) return received(Received::Kind::timeout);
+            if (!net::testing::wait_readable(fd_, timeout))
+                return received(Received::Kind::timeout);
             std::vector<std::uint8_t> buffer(64 * 1024);
             const ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
             if (n <= 0) {
