@@ -74,7 +74,7 @@ def message_frame(size, compressed):
     text = (b'{"user": "idle", "seq": 12345, "text": "hello there"} ' * (size // 50 + 1))[:size]
     if not compressed:
         return masked_frame(0x81, text)
-    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    c = zlib.compressobj(6, zlib.DEFLATED, -9)  # fits any window the server may ask for (>= 9)
     data = c.compress(text) + c.flush(zlib.Z_SYNC_FLUSH)
     return masked_frame(0xC1, data[:-4])
 
