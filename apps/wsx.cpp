@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <span>
@@ -176,7 +177,17 @@ constexpr const char* kEchoHelp =
     "  --max-message BYTES      largest message accepted (16 MiB)\n"
     "  --handshake-timeout MS   time allowed for the HTTP upgrade request (10000)\n"
     "  --backend epoll|poll|kqueue\n"
-    "  --deflate, --no-deflate  accept permessage-deflate (RFC 7692) offers, or not (not)\n";
+    "  --deflate, --no-deflate  accept permessage-deflate (RFC 7692) offers, or not (not)\n"
+    "  --max-frame BYTES        largest frame accepted (the message limit)\n"
+    "  --auto-fragment BYTES    send messages in frames of at most BYTES (0: whole)\n"
+    "  --ping-interval MS       heartbeat ping period, 0 for none (54000)\n"
+    "  deflate tuning (with --deflate):\n"
+    "  --deflate-window-bits N  largest LZ77 window, 8-15, of both directions (15)\n"
+    "  --deflate-mem-level N    zlib memLevel 1-9 of our compressor (8)\n"
+    "  --deflate-no-context-takeover  reset both directions after every message\n"
+    "  --deflate-release-idle   free a direction's zlib stream between messages when it\n"
+    "                           resets anyway (no context takeover)\n"
+    "  --deflate-min-size BYTES|never  send shorter messages uncompressed (64)\n";
 
 // The autobahn commands parse their own options; their help is kept here so that `--help`
 // answers on stdout with status 0 like every other command.
@@ -204,7 +215,8 @@ int usage() {
                  "           [--port 8080] [--address 0.0.0.0] [--threads N (0: per core)]\n"
                  "           [--max-connections N] [--static DIR] [--max-message BYTES]\n"
                  "           [--handshake-timeout MS] [--backend epoll|poll|kqueue]\n"
-                 "           [--deflate | --no-deflate]\n"
+                 "           [--deflate | --no-deflate] [--max-frame BYTES]\n"
+                 "           [--auto-fragment BYTES] [--ping-interval MS] [--deflate-...]\n"
                  "           [--tls-cert FILE --tls-key FILE [--tls-sni HOST:CERT:KEY]...]\n"
                  "  chat     chat room server: web page at /, JSON chat at /ws, echo at /echo\n"
                  "           [--port 8080] [--address 0.0.0.0] [--static DIR] [--threads N]\n"
@@ -252,6 +264,10 @@ int echo(std::span<char*> args) {
     options.websocket_paths = {"*"};  // every path: test suites pick their own
     std::uint64_t max_message = options.session.connection.max_message_size;
     wsx::apps::TlsFlags tls;
+    std::uint64_t max_frame = 0;  // 0: the message limit
+    bool deflate = false;
+    // Applied to the deflate options once all flags are read, whatever their order.
+    wsx::proto::DeflateOptions deflate_options;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view flag = args[i];
         if (const auto r = wsx::apps::parse_tls_flag(args, i, tls, "wsx echo");
@@ -261,8 +277,17 @@ int echo(std::span<char*> args) {
         }
         if (flag == "--deflate" || flag == "--no-deflate") {
             // RFC 7692 permessage-deflate, with every parameter a client may ask for.
-            options.deflate.reset();
-            if (flag == "--deflate") options.deflate.emplace();
+            deflate = flag == "--deflate";
+            continue;
+        }
+        if (flag == "--deflate-no-context-takeover") {
+            // Both directions reset after each message: no window is kept between messages.
+            deflate_options.server_no_context_takeover = true;
+            deflate_options.client_no_context_takeover = true;
+            continue;
+        }
+        if (flag == "--deflate-release-idle") {
+            deflate_options.tuning.release_idle_streams = true;
             continue;
         }
         if (i + 1 == args.size()) {
@@ -285,6 +310,28 @@ int echo(std::span<char*> args) {
             ok = parse_number(value, max_message) && max_message > 0;
         } else if (flag == "--backend") {
             ok = parse_backend(value, options.backend);
+        } else if (flag == "--max-frame") {
+            ok = parse_number(value, max_frame) && max_frame > 0;
+        } else if (flag == "--auto-fragment") {
+            ok = parse_number(value, options.session.connection.auto_fragment_size);
+        } else if (flag == "--ping-interval") {
+            unsigned ms = 0;
+            ok = parse_number(value, ms);
+            options.session.ping_interval = std::chrono::milliseconds(ms);
+        } else if (flag == "--deflate-window-bits") {
+            unsigned bits = 0;
+            ok = parse_number(value, bits) && bits >= 8 && bits <= 15;
+            deflate_options.server_max_window_bits = static_cast<std::uint8_t>(bits);
+            deflate_options.client_max_window_bits = static_cast<std::uint8_t>(bits);
+        } else if (flag == "--deflate-mem-level") {
+            ok = parse_number(value, deflate_options.tuning.mem_level) &&
+                 deflate_options.tuning.mem_level >= 1 && deflate_options.tuning.mem_level <= 9;
+        } else if (flag == "--deflate-min-size") {
+            if (value == "never") {
+                deflate_options.tuning.min_compress_size = SIZE_MAX;
+            } else {
+                ok = parse_number(value, deflate_options.tuning.min_compress_size);
+            }
         } else if (flag == "--handshake-timeout") {
             unsigned ms = 0;
             ok = parse_number(value, ms) && ms > 0;
@@ -300,7 +347,8 @@ int echo(std::span<char*> args) {
     }
     if (!wsx::apps::apply_server_tls(tls, options, "wsx echo")) return 1;
     options.session.connection.max_message_size = max_message;
-    options.session.connection.max_frame_size = max_message;
+    options.session.connection.max_frame_size = max_frame != 0 ? max_frame : max_message;
+    if (deflate) options.deflate = deflate_options;
     // An echo holds one message in its output: keep the hard cap above it.
     options.session.max_buffered_bytes = std::max<std::size_t>(
         options.session.max_buffered_bytes, 2 * max_message + options.session.high_watermark);

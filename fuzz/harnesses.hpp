@@ -20,13 +20,14 @@ int run_extensions(const std::uint8_t* data, std::size_t size);
 int run_close(const std::uint8_t* data, std::size_t size);
 int run_utf8(const std::uint8_t* data, std::size_t size);
 int run_mask(const std::uint8_t* data, std::size_t size);
+int run_inflate(const std::uint8_t* data, std::size_t size);
 
 struct Harness {
     std::string_view name;  // also the corpus directory fuzz/corpus/NAME and fuzz/NAME.dict
     int (*run)(const std::uint8_t* data, std::size_t size);
 };
 
-inline constexpr std::array<Harness, 9> kHarnesses = {{
+inline constexpr std::array<Harness, 10> kHarnesses = {{
     {"frame", &run_frame},
     {"connection_server", &run_connection_server},
     {"connection_client", &run_connection_client},
@@ -36,6 +37,7 @@ inline constexpr std::array<Harness, 9> kHarnesses = {{
     {"close", &run_close},
     {"utf8", &run_utf8},
     {"mask", &run_mask},
+    {"inflate", &run_inflate},
 }};
 
 }  // namespace wsx::fuzz

@@ -154,3 +154,59 @@ for role, mask in (("server", ZERO), ("client", None)):
         write(h, "misuse-%d" % misuse, bytes([BIG, 0x21, misuse << 1, 0, 0]) + frame(9, b"p", mask=mask)
               + frame(1, b"t", mask=mask) + frame(8, b"", mask=mask))
     write(h, "unexpected-continuation", bytes([BIG, 0x00, 0, 0, 0]) + frame(0, b"x", mask=mask))
+
+# inflate: byte 0 picks the target (0 inflate with a limit, 1 round trip, 2 Connection).
+import zlib
+
+
+def raw_deflate(data, wbits=15, flush=zlib.Z_SYNC_FLUSH, level=6):
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = c.compress(data) + c.flush(flush)
+    return out[:-4] if out.endswith(b"\x00\x00\xff\xff") else out
+
+
+def messages(*ms):
+    return b"".join(struct.pack(">H", len(m)) + m for m in ms)
+
+
+HELLO = bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])  # RFC 7692 §7.2.3.1
+# Target 0: config byte (window bits 8 + b % 8, bit 3 no takeover, bits 4-7 limit from {0, 1, 100,
+# 4096, 65536, 1 MiB}), piece size byte, then messages (16-bit length + DEFLATE data).
+write("inflate", "limit-hello", bytes([0, 7 | 3 << 4, 2]) + messages(HELLO, bytes([0xf2, 0x00, 0x11, 0x00, 0x00])))
+write("inflate", "limit-bomb-1mib", bytes([0, 7 | 4 << 4, 3]) + messages(raw_deflate(bytes(1 << 20))))
+write("inflate", "limit-exact-100", bytes([0, 7 | 2 << 4, 0]) + messages(raw_deflate(b"a" * 100), raw_deflate(b"a" * 101)))
+write("inflate", "limit-bfinal", bytes([0, 7 | 3 << 4, 1]) + messages(bytes([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]), HELLO))
+write("inflate", "limit-not-deflate", bytes([0, 7 | 3 << 4, 1]) + messages(b"\xff\xff\xff\xff\x00"))
+write("inflate", "limit-window-8", bytes([0, 0 | 3 << 4, 2]) + messages(raw_deflate(b"abcdefgh" * 60, wbits=9)))
+# Target 1: config byte (window bits, bit 3 no takeover, bit 4 fragments, bit 5 release idle
+# streams), levels byte (level 1 + b % 9, memLevel 1 + (b >> 4) % 9), split seed, messages.
+text = ("{\"id\": 1, \"name\": \"κόσμε\", \"tags\": [\"a\", \"b\"]} " * 40).encode()
+write("inflate", "round-trip-text", bytes([1, 7, 0x75, 0, 1]) + messages(text, text[:100], b""))
+write("inflate", "round-trip-window-8-fragments", bytes([1, 0x10, 0x05, 0, 3]) + messages(text, bytes(range(256)) * 8))
+write("inflate", "round-trip-no-takeover-release", bytes([1, 7 | 0x08 | 0x20, 0x00, 0, 0]) + messages(text, text))
+# Target 2: negotiated byte (bit 0 server_no_context_takeover, bit 1 client_no_context_takeover,
+# bit 2 release idle streams, bits 3-4 min_compress_size from {0, 1, 64, never}, bits 5-7 message
+# limit from {0, 1, 125, 1000, 64 KiB, 1 MiB}), window bits byte (server low nibble, client
+# high), tuning byte, split seed, then records: flags (opcode from {1, 2, 0, 0, 1, 2, 9, 8} by
+# b % 8, bit 3 not FIN, bit 4 RSV1, bit 6 long length), length byte(s), payload.
+
+
+def rec(opcode_index, payload, fin=True, rsv1=False):
+    flags = opcode_index | (0 if fin else 0x08) | (0x10 if rsv1 else 0)
+    if len(payload) < 256:
+        return bytes([flags, len(payload)]) + payload
+    n = len(payload)
+    assert n < 256 * 64
+    return bytes([flags | 0x40, n // 64, n % 64]) + payload
+
+
+conn = bytes([2, 4 << 5, 0x77, 0x56, 0, 1])
+write("inflate", "conn-hello", conn + rec(0, HELLO, rsv1=True) + rec(1, b"plain") + rec(7, struct.pack(">H", 1000)))
+write("inflate", "conn-fragments", conn + rec(0, HELLO[:3], fin=False, rsv1=True) + rec(6, b"p") + rec(2, HELLO[3:5], fin=False)
+      + rec(3, HELLO[5:]) + rec(1, raw_deflate(text[:4000]), rsv1=True))
+write("inflate", "conn-bomb-1009", bytes([2, 3 << 5, 0x77, 0x56, 0, 0]) + rec(1, raw_deflate(bytes(100000)), rsv1=True))
+write("inflate", "conn-rsv1-continuation", conn + rec(0, HELLO[:3], fin=False, rsv1=True) + rec(2, HELLO[3:], rsv1=True))
+write("inflate", "conn-rsv1-ping", conn + rec(6, b"", rsv1=True))
+write("inflate", "conn-bad-utf8", conn + rec(0, raw_deflate(b"ok\xc0\xaf"), rsv1=True))
+write("inflate", "conn-no-takeover-window-9", bytes([2, 0x07 | 0x08, 0x11, 0x33, 0, 2]) + rec(0, raw_deflate(text[:300], wbits=9), rsv1=True)
+      + rec(0, raw_deflate(text[:300], wbits=9), rsv1=True))

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "net/client.hpp"
+#include "net/heap.hpp"
 #include "net/http_static.hpp"
 #include "net/socket.hpp"
 #include "net/tls.hpp"
@@ -24,6 +25,8 @@ constexpr int kAcceptBatch = 64;
 // After EMFILE and kin the listener rests this long instead of spinning on a pending connection
 // it cannot take.
 constexpr std::chrono::milliseconds kAcceptPause{100};
+// From the last session's end to returning free heap pages (one trim per burst, not per close).
+constexpr std::chrono::milliseconds kTrimDelay{200};
 
 class Worker;
 
@@ -132,7 +135,10 @@ struct Server::Impl {
         sessions.fetch_sub(1, std::memory_order_relaxed);
         return false;
     }
-    void release_session() noexcept { sessions.fetch_sub(1, std::memory_order_relaxed); }
+    // True when it was the last open session.
+    bool release_session() noexcept {
+        return sessions.fetch_sub(1, std::memory_order_relaxed) == 1;
+    }
 
     bool is_websocket_path(std::string_view path) const noexcept {
         return std::any_of(options.websocket_paths.begin(), options.websocket_paths.end(),
@@ -152,8 +158,10 @@ class Worker final : public IoHandler {
         shutdown_task_.worker = this;
         shutdown_timer_.bind<&Worker::on_shutdown_timeout>(this);
         accept_timer_.bind<&Worker::resume_accepting>(this);
+        trim_timer_.bind<&Worker::trim_heap_if_idle>(this);
         host_.set_session_end_observer([this](WsSession&) {
-            server_.release_session();
+            // After the session itself is freed (this runs before), and once per burst.
+            if (server_.release_session()) reactor_->arm(trim_timer_, kTrimDelay);
             finish_shutdown_if_idle();
         });
     }
@@ -258,6 +266,12 @@ class Worker final : public IoHandler {
         void run() override { worker->begin_shutdown(); }
     };
 
+    // The last session closed kTrimDelay ago and none opened since: what the sessions used goes
+    // back to the system (see heap.hpp), so RSS returns to the baseline after a burst.
+    void trim_heap_if_idle() {
+        if (server_.sessions.load(std::memory_order_relaxed) == 0) return_free_heap();
+    }
+
     void resume_accepting() {
         if (listen_fd_ >= 0) static_cast<void>(reactor_->modify(listen_fd_, Interest::read));
     }
@@ -308,6 +322,7 @@ class Worker final : public IoHandler {
     bool full_of_handshakes_ = false;  // listener parked until a handshake slot frees up
     Timer shutdown_timer_;
     Timer accept_timer_;
+    Timer trim_timer_;
     ShutdownTask shutdown_task_;
     std::thread thread_;
 };

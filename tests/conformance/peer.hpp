@@ -648,6 +648,23 @@ inline void check_output(Role role, std::span<const std::uint8_t> output,
     }
 }
 
+// ---- Over real sockets: the conformance_wire_* programs (wire.cpp) install a runner that
+// replays every server-role scenario against the `wsx echo` binary over loopback TCP.
+
+struct WireScenario {
+    const ConnectionOptions& options;
+    std::span<const std::uint8_t> input;    // the peer's bytes, valid frames after a close included
+    std::span<const ExpectedFrame> output;  // what the server must write, in order
+    bool closes;                            // the connection closes (the server then ends TCP)
+    std::optional<std::size_t> fail_at;     // the connection fails once this byte has arrived
+};
+using WireRunner = void (*)(const WireScenario&);
+
+inline WireRunner& wire_runner() {
+    static WireRunner runner = nullptr;
+    return runner;
+}
+
 // ---- Scenario: the peer's bytes, and what the connection must do with them.
 
 enum class Masking : std::uint8_t { by_role, masked, unmasked };
@@ -732,8 +749,15 @@ class Scenario {
                 append_encoded(input, *f);
             }
         }
+        // Over the wire, the server-role scenario goes to `wsx echo`; in memory it then runs
+        // whole only, for the Outcome the caller may inspect.
+        std::vector<Feeding> memory_feedings = feedings;
+        if (wire_runner() != nullptr) {
+            if (role_ == Role::server) wire_runner()({options_, input, output_, closes_, fail_at_});
+            memory_feedings = {Feeding::whole()};
+        }
         std::optional<Outcome> first;
-        for (const Feeding& feeding : feedings) {
+        for (const Feeding& feeding : memory_feedings) {
             const std::string role = role_name(role_);
             CAPTURE(role);
             const std::string feeding_name = feeding.name();
