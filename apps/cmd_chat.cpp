@@ -322,13 +322,8 @@ int chat_command(std::span<char*> args) {
     options.session.max_buffered_bytes = std::max<std::size_t>(
         options.session.max_buffered_bytes, 2 * max_message + options.session.high_watermark);
 
-    // As in wsx echo: the stop signals are blocked in every thread and taken here.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // Before the server threads exist, so that they inherit the blocked stop signals.
+    block_serve_signals();
 
     wsx::hub::HubOptions hub_options;
     hub_options.max_topic_length = chat::kMaxTopicBytes;
@@ -357,27 +352,7 @@ int chat_command(std::span<char*> args) {
                  static_cast<unsigned long long>(max_message), static_dir.c_str(), http,
                  authority.c_str(), ws, authority.c_str(), ws, authority.c_str(), http,
                  authority.c_str());
-    int signal_number = 0;
-    for (;;) {
-        sigwait(&stop_signals, &signal_number);
-        if (signal_number != SIGHUP) break;
-        // SIGHUP: renewed certificate files for new connections; open ones go on.
-        std::string error;
-        if (!options.tls) {
-            std::fprintf(stderr, "wsx chat: SIGHUP ignored (no TLS)\n");
-        } else if (server.reload_tls(&error)) {
-            std::fprintf(stderr, "wsx chat: SIGHUP, TLS certificates reloaded\n");
-        } else {
-            std::fprintf(stderr, "wsx chat: SIGHUP, keeping the old certificates: %s\n",
-                         error.c_str());
-        }
-    }
-    const std::size_t open = server.connection_count();
-    server.stop();
-    server.wait();
-    std::fprintf(stderr, "wsx chat: %s, closed %zu connections with 1001, stopped\n",
-                 signal_number == SIGINT ? "SIGINT" : "SIGTERM", open);
-    return 0;
+    return serve_until_signal(server, options.tls.has_value(), "wsx chat");
 }
 
 }  // namespace wsx::apps

@@ -11,6 +11,7 @@
 #include "net/tls.hpp"
 
 namespace wsx::net {
+class Server;
 struct ServerOptions;
 struct ClientOptions;
 }  // namespace wsx::net
@@ -26,6 +27,13 @@ int autobahn_client_command(std::span<char*> args);
 // wsx chat: the chat room server (page, JSON chat protocol over the hub, echo, metrics).
 int chat_command(std::span<char*> args);
 const char* chat_help();
+
+// Serving commands: block_serve_signals() before the server starts its threads (they inherit the
+// mask), so SIGINT, SIGTERM and SIGHUP reach only serve_until_signal(), which takes them
+// synchronously: SIGHUP reloads the TLS certificates (when `tls`), SIGINT/SIGTERM stop the
+// server gracefully (close 1001 to every connection). Returns the exit status.
+void block_serve_signals();
+int serve_until_signal(net::Server& server, bool tls, const char* command);
 
 // ---- TLS flags, shared by every command that serves or connects (two lines to add TLS):
 //   if (auto r = parse_tls_flag(args, i, tls, "wsx x"); r != FlagResult::not_mine) {

@@ -353,14 +353,8 @@ int echo(std::span<char*> args) {
     options.session.max_buffered_bytes = std::max<std::size_t>(
         options.session.max_buffered_bytes, 2 * max_message + options.session.high_watermark);
 
-    // Block the stop signals in every thread (the server threads inherit the mask), then take
-    // them synchronously here: no async-signal-safety concerns at all.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // Before the server threads exist, so that they inherit the blocked stop signals.
+    wsx::apps::block_serve_signals();
 
     EchoHandler handler;
     wsx::net::Server server(options, handler);
@@ -375,27 +369,7 @@ int echo(std::span<char*> args) {
         wsx::net::backend_name(options.backend), static_cast<unsigned long long>(max_message),
         options.static_root.empty() ? "" : ", static files from ", options.static_root.c_str(),
         options.tls ? ", TLS" : "");
-    int signal_number = 0;
-    for (;;) {
-        sigwait(&stop_signals, &signal_number);
-        if (signal_number != SIGHUP) break;
-        // SIGHUP: new certificate files (e.g. renewed) for new connections; open ones go on.
-        std::string error;
-        if (!options.tls) {
-            std::fprintf(stderr, "wsx echo: SIGHUP ignored (no TLS)\n");
-        } else if (server.reload_tls(&error)) {
-            std::fprintf(stderr, "wsx echo: SIGHUP, TLS certificates reloaded\n");
-        } else {
-            std::fprintf(stderr, "wsx echo: SIGHUP, keeping the old certificates: %s\n",
-                         error.c_str());
-        }
-    }
-    const std::size_t open = server.connection_count();
-    server.stop();
-    server.wait();
-    std::fprintf(stderr, "wsx echo: %s, closed %zu connections with 1001, stopped\n",
-                 signal_number == SIGINT ? "SIGINT" : "SIGTERM", open);
-    return 0;
+    return wsx::apps::serve_until_signal(server, options.tls.has_value(), "wsx echo");
 }
 
 }  // namespace
