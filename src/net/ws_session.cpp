@@ -96,21 +96,11 @@ void WsSession::Events::on_close(const proto::CloseInfo& info) {
 
 // ---- WsSession: life cycle
 
-namespace {
-
-proto::ConnectionOptions connection_options(const SessionStart& start) {
-    proto::ConnectionOptions options = start.options->connection;
-    options.deflate = start.deflate;
-    return options;
-}
-
-}  // namespace
-
 WsSession::WsSession(SessionHost& host, std::uint64_t id, const SessionStart& start)
     : host_(host),
       options_(*start.options),
       handler_(*start.handler),
-      conn_(start.role, connection_options(start)),
+      conn_(start.role, &start.options->connection, start.deflate),
       tls_(std::move(start.tls)),
       id_(id),
       fd_(start.fd),

@@ -63,16 +63,32 @@ SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> pa
 }
 
 Connection::Connection(Role role, const ConnectionOptions& options)
-    : options_(options),
+    : owned_options_(std::make_unique<const ConnectionOptions>(options)),
       fast_path_limit_(std::min(options.max_frame_size, options.max_message_size)),
       role_(role) {
-    if (!options_.deflate) return;
-    const DeflateParams& p = options_.deflate->params;
-    const DeflateTuning& tuning = options_.deflate->tuning;
-    const bool server = role == Role::server;
+    options_ = owned_options_.get();
+    if (role == Role::client) mask_keys_ = std::make_unique<MaskKeySource>();
+    start_deflate(options.deflate);
+}
+
+Connection::Connection(Role role, const ConnectionOptions* options,
+                       std::optional<DeflateConfig> deflate)
+    : options_(options),
+      fast_path_limit_(std::min(options->max_frame_size, options->max_message_size)),
+      role_(role) {
+    if (role == Role::client) mask_keys_ = std::make_unique<MaskKeySource>();
+    start_deflate(std::move(deflate));
+}
+
+void Connection::start_deflate(std::optional<DeflateConfig> deflate) {
+    if (!deflate) return;
+    const DeflateParams& p = deflate->params;
+    const DeflateTuning& tuning = deflate->tuning;
+    const bool server = role_ == Role::server;
     // RFC 7692 §7.1: the server_* parameters govern what the server compresses, client_* what
     // the client compresses.
     deflate_ = std::make_unique<DeflateStreams>(DeflateStreams{
+        *deflate,
         Deflater(server ? p.server_max_window_bits : p.client_max_window_bits,
                  !(server ? p.server_no_context_takeover : p.client_no_context_takeover), tuning),
         Inflater(server ? p.client_max_window_bits : p.server_max_window_bits,
@@ -80,7 +96,7 @@ Connection::Connection(Role role, const ConnectionOptions& options)
         nullptr, ByteBuffer()});
     // Incompressible data grows a little when deflated (stored blocks: 5 bytes per 64 KiB), so
     // a message whose inflated size is within the limit may arrive slightly larger.
-    const std::uint64_t max = options_.max_message_size;
+    const std::uint64_t max = options_->max_message_size;
     compressed_message_limit_ = saturating_add(max, max / 1024 + 1024);
 }
 
@@ -125,7 +141,7 @@ Connection::Event Connection::step(std::span<std::uint8_t> in, std::size_t& pos,
 Connection::Event Connection::begin_frame(const FrameHeader& h) {
     const std::uint8_t rsv = static_cast<std::uint8_t>((h.rsv1 << 2) | (h.rsv2 << 1) | h.rsv3);
     // Extensions may claim RSV bits on data frames only (RFC 7692 §6: never on control frames).
-    std::uint8_t allowed = is_control(h.opcode) ? 0 : options_.extension_rsv_bits;
+    std::uint8_t allowed = is_control(h.opcode) ? 0 : options_->extension_rsv_bits;
     if (deflate_ && !is_control(h.opcode)) {
         // RFC 7692 §6.1: RSV1 marks a compressed message on its first frame, and only there.
         allowed = h.opcode == Opcode::continuation ? static_cast<std::uint8_t>(allowed & ~kRsv1)
@@ -135,7 +151,7 @@ Connection::Event Connection::begin_frame(const FrameHeader& h) {
     // §5.1: clients mask every frame, servers none.
     if (role_ == Role::server && !h.masked) return fail(Error::unmasked_client_frame);
     if (role_ == Role::client && h.masked) return fail(Error::masked_server_frame);
-    if (h.payload_length > options_.max_frame_size) return fail(Error::frame_too_big);
+    if (h.payload_length > options_->max_frame_size) return fail(Error::frame_too_big);
 
     if (!is_control(h.opcode)) {
         // §5.4: a message is one start frame (text/binary) and continuations up to FIN.
@@ -165,7 +181,7 @@ Connection::Event Connection::begin_frame(const FrameHeader& h) {
         }
         // A compressed message is held to the limit once inflated too (inflate_step).
         const std::uint64_t limit =
-            message_compressed_ ? compressed_message_limit_ : options_.max_message_size;
+            message_compressed_ ? compressed_message_limit_ : options_->max_message_size;
         if (h.payload_length > limit - message_size_) return fail(Error::message_too_big);
         message_size_ += h.payload_length;
     }
@@ -263,7 +279,7 @@ Connection::Event Connection::inflate_step(bool streaming) {
     for (;;) {
         // Room for at most one byte past the limit: that byte proves the message too big, so a
         // compression bomb is cut off there instead of being inflated (1009).
-        const std::uint64_t allowance = options_.max_message_size - inflated_size_;
+        const std::uint64_t allowance = options_->max_message_size - inflated_size_;
         const std::uint64_t room_cap = saturating_add(allowance, 1);
         std::span<std::uint8_t> out;
         std::size_t base = 0;
@@ -353,7 +369,7 @@ Connection::Event Connection::control_frame(std::span<const std::uint8_t> payloa
     switch (frame_.opcode) {
         case Opcode::ping:
             // §5.5.2: answer with a pong of the same payload, unless we already sent a close.
-            if (options_.auto_pong && state_ == State::open) {
+            if (options_->auto_pong && state_ == State::open) {
                 write_frame(Opcode::pong, payload, true, false);
             }
             ev.kind = Event::Kind::ping;
@@ -431,7 +447,7 @@ void Connection::write_frame(Opcode opcode, std::span<const std::uint8_t> payloa
     // Header and payload go into the queue together: one contiguous slice for writev.
     std::uint8_t* out = out_.append_uninitialized(header + payload.size());
     if (masked) {
-        const MaskKey key = mask_keys_.next();
+        const MaskKey key = mask_keys_->next();
         write_header_into(out, opcode, payload.size(), fin, rsv1, &key);
         copy_masked(out + header, payload.data(), payload.size(), key);
     } else {
@@ -442,7 +458,7 @@ void Connection::write_frame(Opcode opcode, std::span<const std::uint8_t> payloa
 
 void Connection::write_message(Opcode opcode, std::span<const std::uint8_t> payload,
                                bool compressed) {
-    const std::size_t limit = options_.auto_fragment_size;
+    const std::size_t limit = options_->auto_fragment_size;
     if (limit == 0 || payload.size() <= limit) {
         write_frame(opcode, payload, true, compressed);
         return;
@@ -459,7 +475,7 @@ void Connection::write_message(Opcode opcode, std::span<const std::uint8_t> payl
 
 bool Connection::should_compress(Compress compress, std::size_t size) const noexcept {
     if (!deflate_ || compress == Compress::never) return false;
-    return compress == Compress::always || size >= options_.deflate->tuning.min_compress_size;
+    return compress == Compress::always || size >= deflate_->config.tuning.min_compress_size;
 }
 
 void Connection::write_close_frame(std::uint16_t code, std::string_view reason) {
@@ -485,7 +501,7 @@ Error Connection::send(Opcode opcode, std::span<const std::uint8_t> payload, Com
             break;
     }
     if (const Error e = check_can_send(opcode, payload.size()); e != Error::none) return e;
-    if (opcode == Opcode::text && options_.validate_outgoing_utf8 && !is_valid_utf8(payload)) {
+    if (opcode == Opcode::text && options_->validate_outgoing_utf8 && !is_valid_utf8(payload)) {
         return Error::send_invalid_utf8;
     }
     if (should_compress(compress, payload.size())) {
@@ -512,13 +528,13 @@ Error Connection::send_binary(std::span<const std::uint8_t> data, Compress compr
 
 Error Connection::send_reference(Opcode opcode, std::span<const std::uint8_t> payload,
                                  SharedBuffer keep_alive, Compress compress) {
-    if (role_ == Role::client || options_.auto_fragment_size != 0 ||
+    if (role_ == Role::client || options_->auto_fragment_size != 0 ||
         should_compress(compress, payload.size())) {
         return send(opcode, payload, compress);
     }
     if (is_control(opcode) || opcode == Opcode::continuation) return send(opcode, payload);
     if (const Error e = check_can_send(opcode, payload.size()); e != Error::none) return e;
-    if (opcode == Opcode::text && options_.validate_outgoing_utf8 && !is_valid_utf8(payload)) {
+    if (opcode == Opcode::text && options_->validate_outgoing_utf8 && !is_valid_utf8(payload)) {
         return Error::send_invalid_utf8;
     }
     std::uint8_t* out = out_.append_uninitialized(frame_header_size(payload.size(), false));

@@ -139,7 +139,13 @@ SharedBuffer encode_shared_frame(Opcode opcode, std::span<const std::uint8_t> pa
 class Connection {
   public:
     // A connection in the open state: the opening handshake is done (proto/handshake.hpp).
+    // Keeps its own copy of `options` (on the heap: see the next constructor).
     explicit Connection(Role role, const ConnectionOptions& options = {});
+    // The same without a copy: `*options` must outlive the connection (a server's one
+    // ConnectionOptions serves all its connections, so an idle connection does not carry its own
+    // ~100 bytes of them). `deflate` is what this connection's handshake negotiated; it replaces
+    // options->deflate, which is ignored (deflate_params() reports what is in force).
+    Connection(Role role, const ConnectionOptions* options, std::optional<DeflateConfig> deflate);
 
     // Consumes `in`: parses every frame in it (frames may be split anywhere across calls),
     // unmasks payloads in place, and calls the handler. Stops early only when the connection
@@ -198,11 +204,13 @@ class Connection {
     bool close_transport_now() const noexcept {
         return state_ == State::closed && (role_ == Role::server || failed_);
     }
-    const ConnectionOptions& options() const noexcept { return options_; }
+    // The options the connection was made with (for the borrowing constructor: options->deflate
+    // is not necessarily what is in force; see deflate_params()).
+    const ConnectionOptions& options() const noexcept { return *options_; }
     // The permessage-deflate parameters in force, or nullptr (e.g. to group connections that can
     // share one compressed broadcast frame).
     const DeflateParams* deflate_params() const noexcept {
-        return options_.deflate ? &options_.deflate->params : nullptr;
+        return deflate_ ? &deflate_->config.params : nullptr;
     }
 
   private:
@@ -255,7 +263,10 @@ class Connection {
     bool should_compress(Compress compress, std::size_t size) const noexcept;
     void write_close_frame(std::uint16_t code, std::string_view reason);
 
-    ConnectionOptions options_;
+    void start_deflate(std::optional<DeflateConfig> deflate);
+
+    const ConnectionOptions* options_ = nullptr;              // owned_options_, or borrowed
+    std::unique_ptr<const ConnectionOptions> owned_options_;  // null when borrowed
     std::uint64_t fast_path_limit_;  // min(max_frame_size, max_message_size)
     Role role_;
     State state_ = State::open;
@@ -289,9 +300,11 @@ class Connection {
     bool send_compressed_ = false;  // the fragmented message being sent is compressed
     Opcode send_message_opcode_ = Opcode::binary;
     OutputQueue out_;
-    MaskKeySource mask_keys_;  // client role only
+    // RFC 6455 §5.3: only a client masks, so a server connection carries no key pool.
+    std::unique_ptr<MaskKeySource> mask_keys_;
 
     struct DeflateStreams {
+        DeflateConfig config;                   // as negotiated
         Deflater deflater;                      // our direction
         Inflater inflater;                      // the peer's direction
         std::unique_ptr<std::uint8_t[]> chunk;  // streaming-mode output, made on first use
