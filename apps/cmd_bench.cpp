@@ -30,7 +30,7 @@ extern "C" void on_stop_signal(int) {
 
 void print_bench_help(std::FILE* out) {
     std::fprintf(out,
-                 "usage: wsx bench ws://HOST:PORT[/PATH] [options]\n"
+                 "usage: wsx bench ws[s]://HOST:PORT[/PATH] [options]\n"
                  "  WebSocket load generator: echo round trips (default), handshakes or idle\n"
                  "  connections; a progress line per second on stderr, a summary at the end\n"
                  "  --connections N          connections (100)\n"
@@ -46,7 +46,11 @@ void print_bench_help(std::FILE* out) {
                  "  --sources K              connect from 127.0.0.1 .. 127.0.0.K (1)\n"
                  "  --json                   the summary as one JSON object on stdout\n"
                  "  --quiet                  no progress lines\n"
-                 "  --help                   this text\n");
+                 "%s"
+                 "  --help                   this text\n"
+                 "  wss://: every connection (each cycle of --handshakes) makes a full TLS\n"
+                 "  handshake before the upgrade\n",
+                 kTlsClientFlagsHelp);
 }
 
 int usage_error(const char* message, std::string_view detail) {
@@ -117,7 +121,14 @@ int bench_command(std::span<char*> args) {
     BenchOptions options;
     bool json = false;
     std::string url_text;
+    TlsFlags tls;
     for (std::size_t i = 0; i < args.size(); ++i) {
+        if (const FlagResult r = parse_tls_flag(args, i, tls, "wsx bench");
+            r != FlagResult::not_mine) {
+            if (r == FlagResult::bad) return usage_error("bad TLS option", "");
+            if (tls.server_requested()) return usage_error("a client takes --ca or --insecure", "");
+            continue;
+        }
         const std::string_view flag = args[i];
         if (flag == "--help" || flag == "-h") {
             print_bench_help(stdout);
@@ -189,7 +200,15 @@ int bench_command(std::span<char*> args) {
     if (url_text.empty()) return usage_error("no URL", "");
     const net::UrlParseResult parsed = net::parse_url(url_text);
     if (!parsed.ok()) return usage_error("bad URL: ", parsed.error);
-    if (parsed.url.secure) return usage_error("wss:// is not supported yet", "");
+    if (parsed.url.secure) {
+        auto context = net::make_client_context(tls.client);
+        if (!context.ok()) {
+            std::fprintf(stderr, "wsx bench: %s\n", context.error.c_str());
+            return 2;
+        }
+        options.tls = std::move(context.context);
+        options.tls_host = parsed.url.host;
+    }
     if (!resolve(parsed.url, options.server))
         return usage_error("cannot resolve ", parsed.url.host);
     options.host_header = parsed.url.authority();

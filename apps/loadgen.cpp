@@ -159,7 +159,8 @@ class Worker;
 
 class BenchConn final : public net::IoHandler {
   public:
-    enum class Phase : std::uint8_t { idle, connecting, upgrading, open, closing, done };
+    // securing: the TLS handshake of a wss:// connection, between connecting and upgrading.
+    enum class Phase : std::uint8_t { idle, connecting, securing, upgrading, open, closing, done };
 
     BenchConn(Worker& worker, unsigned index) : worker_(worker), index_(index) {}
     ~BenchConn() override { drop(); }
@@ -186,9 +187,19 @@ class BenchConn final : public net::IoHandler {
     void on_writable(int fd) override;
     void on_error(int fd, int error) override;
 
+    void start_upgrade();
     void send_request();
     void read_response();
     void read_frames();
+    // What was read (plaintext, at the front of the worker's read buffer), by phase.
+    void on_response(std::span<std::uint8_t> data);
+    void on_frames(std::span<std::uint8_t> data);
+    void on_eof();
+    // wss://: read and decrypt, deliver the plaintext; encrypt the connection's output and write.
+    void read_tls();
+    void flush_tls();
+    bool write_tls();  // false: the write failed and the connection is gone
+    void set_write_interest(bool want);
     void on_open(std::span<std::uint8_t> early);
     void on_echo(proto::Opcode opcode, std::span<const std::uint8_t> payload);
     void send_next();
@@ -210,6 +221,10 @@ class BenchConn final : public net::IoHandler {
     std::size_t request_sent_ = 0;
     std::string response_;
     std::optional<proto::Connection> conn_;
+    std::unique_ptr<net::TlsStream> tls_;
+    // Changes whenever the socket is dropped, so a loop over decrypted records notices that a
+    // callback ended (or restarted) the connection under it.
+    std::uint32_t generation_ = 0;
     std::uint64_t cycle_start_ = 0;
     std::uint64_t next_seq_ = 0;    // next sequence number to send
     std::uint64_t expect_seq_ = 0;  // next echo expected
@@ -383,24 +398,23 @@ void BenchConn::on_writable(int) {
             fail("connect", result.error);
             return;
         }
-        const BenchOptions& options = worker_.options();
-        proto::ClientOptions hs;
-        hs.host = options.host_header;
-        hs.target = options.target;
-        if (options.deflate) {
-            offered_.emplace();
-            hs.extensions = proto::write_deflate_offer(*offered_);
-        }
-        handshake_ = proto::ClientHandshake::create(std::move(hs));
-        if (!handshake_) {
-            fail("handshake key", EIO);
+        if (worker_.options().tls) {
+            // The ClientHello is waiting in the stream's output at once.
+            tls_ = net::TlsStream::client(worker_.options().tls, worker_.options().tls_host);
+            phase_ = Phase::securing;
+            if (tls_->state() == net::TlsState::failed) {
+                if (worker_.first_error().empty()) worker_.first_error() = "TLS: " + tls_->error();
+                fail("TLS", 0);
+                return;
+            }
+            flush_tls();
             return;
         }
-        request_ = handshake_->request();
-        request_sent_ = 0;
-        response_.clear();
-        phase_ = Phase::upgrading;
-        send_request();
+        start_upgrade();
+        return;
+    }
+    if (phase_ == Phase::securing) {
+        flush_tls();
         return;
     }
     if (phase_ == Phase::upgrading) {
@@ -410,26 +424,57 @@ void BenchConn::on_writable(int) {
     flush();
 }
 
+void BenchConn::start_upgrade() {
+    const BenchOptions& options = worker_.options();
+    proto::ClientOptions hs;
+    hs.host = options.host_header;
+    hs.target = options.target;
+    if (options.deflate) {
+        offered_.emplace();
+        hs.extensions = proto::write_deflate_offer(*offered_);
+    }
+    handshake_ = proto::ClientHandshake::create(std::move(hs));
+    if (!handshake_) {
+        fail("handshake key", EIO);
+        return;
+    }
+    request_ = handshake_->request();
+    request_sent_ = 0;
+    response_.clear();
+    phase_ = Phase::upgrading;
+    send_request();
+}
+
 void BenchConn::send_request() {
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(request_.data());
-    const auto written =
-        net::write_some(fd_, {bytes + request_sent_, request_.size() - request_sent_});
+    const std::span<const std::uint8_t> rest{bytes + request_sent_,
+                                             request_.size() - request_sent_};
+    if (tls_) {
+        request_sent_ += tls_->send(rest);
+        flush_tls();
+        return;
+    }
+    const auto written = net::write_some(fd_, rest);
     if (!written.ok() && written.error != EAGAIN) {
         fail("write", written.error);
         return;
     }
     if (written.ok()) request_sent_ += written.value;
-    const bool done = request_sent_ == request_.size();
-    if (done == write_interest_) {
-        write_interest_ = !done;
-        static_cast<void>(
-            worker_.reactor().modify(fd_, done ? net::Interest::read : net::Interest::read_write));
-    }
+    set_write_interest(request_sent_ != request_.size());
+}
+
+void BenchConn::set_write_interest(bool want) {
+    if (want == write_interest_) return;
+    write_interest_ = want;
+    static_cast<void>(
+        worker_.reactor().modify(fd_, want ? net::Interest::read_write : net::Interest::read));
 }
 
 void BenchConn::on_readable(int) {
     worker_.tick();
-    if (phase_ == Phase::upgrading) {
+    if (tls_) {
+        read_tls();
+    } else if (phase_ == Phase::upgrading) {
         read_response();
     } else if (phase_ == Phase::open || phase_ == Phase::closing) {
         read_frames();
@@ -444,10 +489,14 @@ void BenchConn::read_response() {
         return;
     }
     if (got.value == 0) {
-        fail("upgrade: connection closed", 0);
+        on_eof();
         return;
     }
-    response_.append(reinterpret_cast<const char*>(buffer.data()), got.value);
+    on_response(buffer.first(got.value));
+}
+
+void BenchConn::on_response(std::span<std::uint8_t> data) {
+    response_.append(reinterpret_cast<const char*>(data.data()), data.size());
     const auto parsed = handshake_->parse(response_);
     if (parsed.status == proto::ParseStatus::need_more) return;
     if (parsed.status != proto::ParseStatus::ok) {
@@ -455,10 +504,24 @@ void BenchConn::read_response() {
         return;
     }
     // Bytes after the 101 are already frames (RFC 6455 §4.1): hand them over after opening.
+    // They came with this read, so they fit where it was read.
     const std::size_t head = handshake_->consumed();
     const std::size_t early = response_.size() - head;
+    const auto buffer = worker_.read_buffer();
     std::memcpy(buffer.data(), response_.data() + head, early);
     on_open(buffer.first(early));
+}
+
+void BenchConn::on_eof() {
+    if (phase_ == Phase::securing) {
+        fail("TLS handshake: connection closed", 0);
+    } else if (phase_ == Phase::upgrading) {
+        fail("upgrade: connection closed", 0);
+    } else if (phase_ == Phase::closing || conn_->state() != proto::State::open) {
+        finish_cycle();
+    } else {
+        fail("connection closed by the server", 0);
+    }
 }
 
 void BenchConn::on_open(std::span<std::uint8_t> early) {
@@ -503,15 +566,15 @@ void BenchConn::read_frames() {
         return;
     }
     if (got.value == 0) {
-        if (phase_ == Phase::closing || conn_->state() != proto::State::open) {
-            finish_cycle();
-        } else {
-            fail("connection closed by the server", 0);
-        }
+        on_eof();
         return;
     }
+    on_frames(buffer.first(got.value));
+}
+
+void BenchConn::on_frames(std::span<std::uint8_t> data) {
     Events events{this};
-    const auto result = conn_->receive(buffer.first(got.value), events);
+    const auto result = conn_->receive(data, events);
     if (result.error != proto::Error::none) {
         fail("protocol error", 0);
         return;
@@ -522,6 +585,79 @@ void BenchConn::read_frames() {
         return;
     }
     flush();
+}
+
+void BenchConn::read_tls() {
+    const auto buffer = worker_.read_buffer();
+    const auto got = net::read_some(fd_, buffer);
+    if (!got.ok()) {
+        if (got.error != EAGAIN) fail("read", got.error);
+        return;
+    }
+    if (got.value == 0) {
+        on_eof();
+        return;
+    }
+    const std::uint32_t generation = generation_;
+    auto r = tls_->receive(buffer, got.value);
+    for (;;) {
+        if (r.state == net::TlsState::failed) {
+            if (worker_.first_error().empty() && phase_ != Phase::closing)
+                worker_.first_error() = "TLS: " + tls_->error();
+            fail("TLS", 0);
+            return;
+        }
+        if (phase_ == Phase::securing && r.state == net::TlsState::open) {
+            start_upgrade();
+            if (generation != generation_) return;
+        }
+        if (r.plaintext > 0) {
+            if (phase_ == Phase::upgrading) {
+                on_response(buffer.first(r.plaintext));
+            } else if (phase_ == Phase::open || phase_ == Phase::closing) {
+                on_frames(buffer.first(r.plaintext));
+            }
+            if (generation != generation_) return;
+        }
+        if (r.state == net::TlsState::closed) {  // close_notify: the same as the end of the stream
+            on_eof();
+            return;
+        }
+        if (!r.more) break;
+        r = tls_->receive(buffer, 0);
+    }
+    flush_tls();  // the handshake's answers, if nothing else wrote since
+}
+
+bool BenchConn::write_tls() {
+    while (tls_->wants_write()) {
+        const auto written = net::write_some(fd_, tls_->pending_output());
+        if (!written.ok()) {
+            if (written.error == EAGAIN) return true;
+            fail("write", written.error);
+            return false;
+        }
+        tls_->consume_output(written.value);
+    }
+    return true;
+}
+
+void BenchConn::flush_tls() {
+    proto::IoSlice slices[64];
+    for (;;) {
+        std::size_t taken = 0;
+        if (conn_ && conn_->wants_write()) {
+            const std::size_t n = conn_->pending_output(slices);
+            taken = tls_->send({slices, n});
+            conn_->consume_output(taken);
+        }
+        if (!write_tls()) return;
+        // Stop when the socket is full, or nothing more can be encrypted (all of it, or the
+        // stream takes no more after a close or failure).
+        if (tls_->wants_write() || taken == 0 || !conn_->wants_write()) break;
+    }
+    const bool request_left = phase_ == Phase::upgrading && request_sent_ < request_.size();
+    set_write_interest(tls_->wants_write() || request_left || (conn_ && conn_->wants_write()));
 }
 
 void BenchConn::mark_finished() noexcept {
@@ -583,6 +719,10 @@ void BenchConn::on_echo(proto::Opcode opcode, std::span<const std::uint8_t> payl
 
 void BenchConn::flush() {
     if (!conn_) return;
+    if (tls_) {
+        flush_tls();
+        return;
+    }
     proto::IoSlice slices[64];
     while (conn_->wants_write()) {
         const std::size_t n = conn_->pending_output(slices);
@@ -596,12 +736,7 @@ void BenchConn::flush() {
         }
         conn_->consume_output(written.value);
     }
-    const bool want = conn_->wants_write();
-    if (want != write_interest_) {
-        write_interest_ = want;
-        static_cast<void>(
-            worker_.reactor().modify(fd_, want ? net::Interest::read_write : net::Interest::read));
-    }
+    set_write_interest(conn_->wants_write());
 }
 
 void BenchConn::close_websocket() {
@@ -609,7 +744,8 @@ void BenchConn::close_websocket() {
         conn_->close(proto::close_code::kNormal);
         phase_ = Phase::closing;
         flush();
-    } else if (phase_ == Phase::connecting || phase_ == Phase::upgrading) {
+    } else if (phase_ == Phase::connecting || phase_ == Phase::securing ||
+               phase_ == Phase::upgrading) {
         drop();
     }
 }
@@ -636,7 +772,8 @@ void BenchConn::finish_cycle() {
 
 void BenchConn::fail(const char* what, int error, bool retry) {
     WorkerStats& stats = worker_.stats();
-    const bool pending = phase_ == Phase::connecting || phase_ == Phase::upgrading;
+    const bool pending =
+        phase_ == Phase::connecting || phase_ == Phase::securing || phase_ == Phase::upgrading;
     const bool before_open = pending || !retry;  // !retry: start() itself failed
     const bool expected = worker_.closing() && phase_ == Phase::closing;
     if (!expected) {
@@ -662,6 +799,8 @@ void BenchConn::drop() noexcept {
     static_cast<void>(net::close_fd(fd_));
     fd_ = -1;
     conn_.reset();
+    tls_.reset();
+    ++generation_;
     write_interest_ = false;
     next_seq_ = expect_seq_ = 0;
 }

@@ -10,15 +10,18 @@
 //   handshakes  each connection loops: TCP connect, upgrade, close handshake, again.
 //   idle        opens `connections` connections (from several 127.0.0.x source addresses when
 //               asked, to pass the 64k ports of one address) and holds them without traffic.
+// Any mode runs over TLS (wss://) when options.tls is set.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "net/socket.hpp"
+#include "net/tls.hpp"
 
 namespace wsx::apps {
 
@@ -29,6 +32,10 @@ struct BenchOptions {
     net::SocketAddress server;  // numeric address and port to connect to
     std::string host_header;    // Host header of the upgrade request
     std::string target = "/";
+    // wss://: every connection runs a TLS handshake (a full one, no session resumption) before
+    // the upgrade, with this client context and SNI / verified name `tls_host`. Null: ws://.
+    std::shared_ptr<const net::TlsContext> tls;
+    std::string tls_host;
     unsigned connections = 100;
     std::size_t size = 16;  // payload bytes per message
     unsigned in_flight = 1;

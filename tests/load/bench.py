@@ -3,18 +3,23 @@ sane — a --messages run gets back exactly what it sent, verified, with ordered
 percentiles and CPU accounted; text, binary, permessage-deflate and a message larger than the
 generator's read buffer all echo intact; a handshakes run completes cycles; an idle run opens
 every connection; a server that goes away (before or during a run) is reported as errors with
-exit status 1, never a hang."""
+exit status 1, never a hang. Over wss:// (wsx echo with test certificates): echo runs get back
+what they sent, handshakes and idle runs work, and a certificate the client does not trust fails
+every connection with the reason."""
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 from interop_support import Checks, WsxProcess  # noqa: E402
 
 TIMEOUT = 60
+CERTS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "net",
+                            "tls_certs.sh")
 
 
 def bench(wsx, url, args):
@@ -50,9 +55,47 @@ def check_echo_run(checks, wsx, url, args, messages, what):
     return s
 
 
+def check_tls(checks, wsx):
+    with tempfile.TemporaryDirectory() as certs:
+        subprocess.run(["sh", CERTS_SCRIPT, certs], check=True, timeout=TIMEOUT)
+        ca = ["--ca", os.path.join(certs, "ca.pem")]
+        with WsxProcess(wsx, ["echo", "--address", "127.0.0.1", "--port", "0", "--threads", "1",
+                              "--deflate", "--tls-cert", os.path.join(certs, "server.pem"),
+                              "--tls-key", os.path.join(certs, "server.key")]) as server:
+            url = f"wss://127.0.0.1:{server.port}/bench"
+            check_echo_run(checks, wsx, url, ca + ["--connections", "10", "--size", "16"], 2000,
+                           "wss binary 16 B")
+            check_echo_run(checks, wsx, url, ca + ["--connections", "3", "--size", "300000",
+                                                   "--in-flight", "2", "--threads", "2"], 30,
+                           "wss 300 kB messages, 2 threads")
+            check_echo_run(checks, wsx, url, ["--insecure", "--connections", "4", "--size",
+                                              "5000", "--text", "--deflate"], 200,
+                           "wss permessage-deflate, --insecure")
+
+            status, s, err = bench(wsx, url, ca + ["--handshakes", "--connections", "4",
+                                                   "--duration", "1"])
+            checks.equal(status, 0, f"wss handshakes run: exit status ({err.strip()[:200]})")
+            checks.check(s.get("handshakes", 0) > 0 and s.get("errors") == 0,
+                         f"wss handshakes run completes cycles: {s.get('handshakes')}")
+
+            status, s, err = bench(wsx, url, ca + ["--idle", "--connections", "50",
+                                                   "--duration", "0.5"])
+            checks.equal(status, 0, f"wss idle run: exit status ({err.strip()[:200]})")
+            checks.equal(s.get("opened"), 50, "wss idle run opens every connection")
+
+            status, s, err = bench(wsx, url, ["--ca", os.path.join(certs, "ca2.pem"),
+                                              "--connections", "2", "--messages", "10"])
+            checks.equal(status, 1, "wss with an untrusted certificate: exit status 1")
+            checks.check(s.get("connect_failures") == 2 and
+                         "certificate verify failed" in s.get("first_error", ""),
+                         f"wss untrusted certificate: both connections fail, reason given: {s}")
+            checks.equal(server.stop(), 0, "the wss echo server stopped cleanly")
+
+
 def main():
     wsx = sys.argv[1]
     checks = Checks("bench")
+    check_tls(checks, wsx)
     with WsxProcess(wsx, ["echo", "--address", "127.0.0.1", "--port", "0", "--threads", "1",
                           "--deflate"]) as server:
         url = f"ws://127.0.0.1:{server.port}/bench"

@@ -2,6 +2,8 @@
 // goroutine per connection: ReadMessage, WriteMessage with the same type). GOMAXPROCS=1 makes
 // it single-threaded like the other peers.
 // Usage: gorilla_echo PORT   (binds 127.0.0.1)
+// With PEER_TLS_CERT and PEER_TLS_KEY (PEM files) set it serves wss:// through
+// http.ListenAndServeTLS, as net/http documents for HTTPS.
 package main
 
 import (
@@ -44,7 +46,14 @@ func main() {
 	addr := "127.0.0.1:" + os.Args[1]
 	http.HandleFunc("/", echo)
 	fmt.Fprintln(os.Stderr, "gorilla_echo: listening on "+addr)
-	if err := http.ListenAndServe(addr, nil); err != nil {
+	cert, key := os.Getenv("PEER_TLS_CERT"), os.Getenv("PEER_TLS_KEY")
+	var err error
+	if cert != "" && key != "" {
+		err = http.ListenAndServeTLS(addr, cert, key, nil)
+	} else {
+		err = http.ListenAndServe(addr, nil)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
