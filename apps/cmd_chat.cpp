@@ -13,7 +13,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -24,6 +26,9 @@
 #include "commands.hpp"
 #include "hub/hub.hpp"
 #include "net/server.hpp"
+#ifdef WSX_HAVE_REDIS
+#include "hub/redis_backplane.hpp"
+#endif
 
 namespace wsx::apps {
 
@@ -54,6 +59,9 @@ constexpr const char* kChatHelp =
     "  --max-message BYTES      largest message accepted; beyond: close 1009 (65536)\n"
     "  --allowed-origin ORIGIN  also accept browser pages from ORIGIN, e.g.\n"
     "                           http://localhost:3000 (repeatable; same-origin is always on)\n"
+    "  --redis URL              share rooms with other wsx chat nodes through Redis pub/sub:\n"
+    "                           redis://HOST[:PORT][/PREFIX] (port 6379, channel prefix wsx)\n"
+    "  --node-id N              this node's id on Redis, non-zero (random)\n"
     "  with TLS (https:// and wss://), SIGHUP reloads the certificates\n";
 
 // What the server knows of one chat connection; lives in the session's user_data and is only
@@ -273,6 +281,8 @@ int chat_command(std::span<char*> args) {
     std::uint64_t max_message = kDefaultMaxMessage;
     std::vector<std::string> allowed_origins;
     std::string static_dir;
+    std::string redis_url;
+    std::uint64_t node_id = 0;
     TlsFlags tls;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (const FlagResult r = parse_tls_flag(args, i, tls, "wsx chat");
@@ -299,11 +309,32 @@ int chat_command(std::span<char*> args) {
         } else if (flag == "--allowed-origin") {
             ok = value.find("://") != std::string_view::npos;
             allowed_origins.emplace_back(value);
+        } else if (flag == "--redis") {
+            redis_url = std::string(value);
+        } else if (flag == "--node-id") {
+            ok = parse_number(value, node_id) && node_id != 0;
         } else {
             return chat_usage("unknown option ", args[i - 1]);
         }
         if (!ok) return chat_usage("bad value for ", args[i - 1]);
     }
+#ifdef WSX_HAVE_REDIS
+    std::optional<wsx::hub::RedisUrl> redis_target;
+    if (!redis_url.empty()) {
+        std::string why;
+        redis_target = wsx::hub::parse_redis_url(redis_url, &why);
+        if (!redis_target) {
+            std::fprintf(stderr, "wsx chat: bad --redis %s: %s\n%s", redis_url.c_str(), why.c_str(),
+                         chat_help());
+            return 2;
+        }
+    }
+#else
+    if (!redis_url.empty()) {
+        std::fprintf(stderr, "wsx chat: --redis: this wsx was built without hiredis\n");
+        return 2;
+    }
+#endif
     if (static_dir.empty()) static_dir = default_static_dir();
     if (static_dir.empty()) {
         std::fprintf(stderr, "wsx chat: the page's files are not installed; use --static DIR\n");
@@ -328,8 +359,36 @@ int chat_command(std::span<char*> args) {
     wsx::hub::HubOptions hub_options;
     hub_options.max_topic_length = chat::kMaxTopicBytes;
     hub_options.max_subscriptions_per_connection = kMaxRoomsPerConnection;
+    hub_options.node_id = node_id;
+#ifdef WSX_HAVE_REDIS
+    // Outlives the hub. Connects in the background: the node serves its own clients whether or
+    // not Redis is there (yet).
+    std::unique_ptr<wsx::hub::RedisBackplane> redis;
+    if (redis_target) {
+        wsx::hub::RedisOptions redis_options;
+        redis_options.host = redis_target->host;
+        redis_options.port = redis_target->port;
+        redis_options.prefix = redis_target->prefix;
+        redis = std::make_unique<wsx::hub::RedisBackplane>(std::move(redis_options));
+        hub_options.backplane = redis.get();
+    }
+#endif
     wsx::hub::Hub hub(hub_options);  // outlives the server, whose threads detach when they end
     hub.install(options);
+#ifdef WSX_HAVE_REDIS
+    if (redis) {
+        // /metrics: the hub's counters, then the backplane's.
+        options.http_route =
+            [&hub, &redis, chained = std::move(options.http_route)](
+                std::string_view target) -> std::optional<wsx::net::HttpRouteResponse> {
+            if (target == "/metrics") {
+                return wsx::net::HttpRouteResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                                   hub.metrics_text() + redis->metrics_text()};
+            }
+            return chained ? chained(target) : std::nullopt;
+        };
+    }
+#endif
     ChatHandler handler(hub);
     wsx::net::Server server(options, handler);
     if (const wsx::net::SysStatus started = server.start(); !started.ok()) {
@@ -352,6 +411,14 @@ int chat_command(std::span<char*> args) {
                  static_cast<unsigned long long>(max_message), static_dir.c_str(), http,
                  authority.c_str(), ws, authority.c_str(), ws, authority.c_str(), http,
                  authority.c_str());
+#ifdef WSX_HAVE_REDIS
+    if (redis) {
+        std::fprintf(stderr, "  rooms shared through redis://%s:%u/%s as node %llu\n",
+                     redis->options().host.c_str(), redis->options().port,
+                     redis->options().prefix.c_str(),
+                     static_cast<unsigned long long>(hub.node_id()));
+    }
+#endif
     return serve_until_signal(server, options.tls.has_value(), "wsx chat");
 }
 
