@@ -50,8 +50,7 @@ class Session : public std::enable_shared_from_this<Session<NextLayer>> {
     void accept() {
         ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
         ws_.read_message_max(64 * 1024 * 1024);
-        ws_.async_accept(
-            beast::bind_front_handler(&Session::on_accept, this->shared_from_this()));
+        ws_.async_accept(beast::bind_front_handler(&Session::on_accept, this->shared_from_this()));
     }
     void on_accept(beast::error_code ec) {
         if (ec) return;
