@@ -10,111 +10,15 @@
 #include <random>
 
 #include "conformance/peer.hpp"
-
-// ---- Counting allocator: every global new in this program goes through here. Forwarding to
-// malloc/free keeps ASan's heap checks (it intercepts malloc), and new/delete stay paired.
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-std::atomic<std::size_t> g_largest_allocation{0};  // reset by tests that bound memory growth
-
-void count(std::size_t n) noexcept {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    std::size_t largest = g_largest_allocation.load(std::memory_order_relaxed);
-    while (n > largest && !g_largest_allocation.compare_exchange_weak(largest, n)) {
-    }
-}
-
-// Out of line, so the compiler does not see malloc/free meet operator new/delete after inlining
-// and call that a mismatch (g++'s -Wmismatched-new-delete).
-[[gnu::noinline]] void* counted_alloc(std::size_t n) noexcept {
-    count(n);
-    return std::malloc(n == 0 ? 1 : n);
-}
-
-[[gnu::noinline]] void* counted_aligned_alloc(std::size_t n, std::align_val_t al) noexcept {
-    count(n);
-    const auto align = static_cast<std::size_t>(al);
-    // aligned_alloc wants a size that is a multiple of the alignment.
-    const std::size_t size = ((n == 0 ? 1 : n) + align - 1) / align * align;
-    return std::aligned_alloc(align, size);
-}
-
-[[gnu::noinline]] void release(void* p) noexcept {
-    std::free(p);
-}
-
-void* throwing(void* p) {
-    if (!p) throw std::bad_alloc();
-    return p;
-}
-}  // namespace
-
-void* operator new(std::size_t n) {
-    return throwing(counted_alloc(n));
-}
-void* operator new[](std::size_t n) {
-    return throwing(counted_alloc(n));
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    return counted_alloc(n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    return counted_alloc(n);
-}
-void* operator new(std::size_t n, std::align_val_t al) {
-    return throwing(counted_aligned_alloc(n, al));
-}
-void* operator new[](std::size_t n, std::align_val_t al) {
-    return throwing(counted_aligned_alloc(n, al));
-}
-void* operator new(std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-    return counted_aligned_alloc(n, al);
-}
-void* operator new[](std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-    return counted_aligned_alloc(n, al);
-}
-void operator delete(void* p) noexcept {
-    release(p);
-}
-void operator delete[](void* p) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    release(p);
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-    release(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-    release(p);
-}
+#include "support/heap_counter.hpp"
 
 using namespace wsx::conformance;
 using wsx::proto::DataChunk;
 using wsx::proto::encode_shared_frame;
 using wsx::proto::IoSlice;
 using wsx::proto::SharedBuffer;
+using wsx::testing::heap_allocations;
+using wsx::testing::heap_largest_allocation;
 namespace close_code = wsx::proto::close_code;
 
 namespace {
@@ -611,7 +515,7 @@ TEST_CASE("a queue that never drains keeps only what is pending, under partial w
         CAPTURE(referenced);
         Connection conn(Role::server);
         const Bytes payload = binary_pattern(1000);
-        g_largest_allocation.store(0);
+        heap_largest_allocation.store(0);
         Bytes written;
         std::size_t total_written = 0;
         for (int i = 0; i < 20000; ++i) {
@@ -629,7 +533,7 @@ TEST_CASE("a queue that never drains keeps only what is pending, under partial w
         }
         CHECK(total_written > 19'000'000);
         CHECK(conn.buffered_amount() < 2000);
-        CHECK(g_largest_allocation.load() < 1024 * 1024);
+        CHECK(heap_largest_allocation.load() < 1024 * 1024);
     }
 }
 
@@ -1329,10 +1233,10 @@ TEST_CASE("receiving whole unfragmented masked frames performs zero allocations 
         Connection conn(role);
         CountingHandler first_pass;
         CountingHandler second_pass;
-        const std::size_t before = g_allocations.load();
+        const std::size_t before = heap_allocations.load();
         const auto r = conn.receive(std::span<std::uint8_t>(buffer), first_pass);
         const auto r2 = conn.receive(std::span<std::uint8_t>(second), second_pass);
-        const std::size_t after = g_allocations.load();
+        const std::size_t after = heap_allocations.load();
         CHECK(after - before == 0);
         CHECK(r.consumed == buffer.size());
         CHECK(r2.consumed == second.size());
@@ -1348,8 +1252,11 @@ TEST_CASE("receiving whole unfragmented masked frames performs zero allocations 
 }
 
 TEST_CASE("the counting allocator sees allocations (the zero above is not vacuous)") {
-    const std::size_t before = g_allocations.load();
-    auto* p = new std::vector<int>(100);
-    delete p;
-    CHECK(g_allocations.load() - before >= 2);
+    const std::size_t before = heap_allocations.load();
+    // The pointer escapes through a volatile, so the compiler cannot elide the new/delete pair.
+    static std::vector<int>* volatile escaped;
+    escaped = new std::vector<int>(100);
+    CHECK(escaped->size() == 100);
+    delete escaped;
+    CHECK(heap_allocations.load() - before >= 2);
 }

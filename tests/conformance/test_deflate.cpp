@@ -2,7 +2,6 @@
 // frames made byte by byte or by zlib used directly, and pairs of Connections (server and client,
 // each configured from a real negotiation) echo Autobahn-style traffic through both directions.
 #include <doctest/doctest.h>
-#include <malloc.h>
 #include <zlib.h>
 
 #include <atomic>
@@ -11,86 +10,9 @@
 #include <cstdlib>
 #include <new>
 
+#include "../support/heap_counter.hpp"
 #include "peer.hpp"
 #include "proto/deflate.hpp"
-
-// ---- Heap accounting: every global new in this program goes through here, so a test can bound
-// the largest allocation (a bomb must not be inflated into memory) and the live heap.
-namespace {
-std::atomic<std::size_t> g_largest_allocation{0};
-std::atomic<std::size_t> g_live_bytes{0};
-
-[[gnu::noinline]] void* counted_alloc(std::size_t n) noexcept {
-    void* p = std::malloc(n == 0 ? 1 : n);
-    if (!p) return nullptr;
-    std::size_t largest = g_largest_allocation.load(std::memory_order_relaxed);
-    while (n > largest && !g_largest_allocation.compare_exchange_weak(largest, n)) {
-    }
-    g_live_bytes.fetch_add(malloc_usable_size(p), std::memory_order_relaxed);
-    return p;
-}
-
-[[gnu::noinline]] void* counted_aligned_alloc(std::size_t n, std::align_val_t al) noexcept {
-    const auto align = static_cast<std::size_t>(al);
-    void* p = std::aligned_alloc(align, ((n == 0 ? 1 : n) + align - 1) / align * align);
-    if (p) g_live_bytes.fetch_add(malloc_usable_size(p), std::memory_order_relaxed);
-    return p;
-}
-
-[[gnu::noinline]] void release(void* p) noexcept {
-    if (!p) return;
-    g_live_bytes.fetch_sub(malloc_usable_size(p), std::memory_order_relaxed);
-    std::free(p);
-}
-
-void* throwing(void* p) {
-    if (!p) throw std::bad_alloc();
-    return p;
-}
-}  // namespace
-
-void* operator new(std::size_t n) {
-    return throwing(counted_alloc(n));
-}
-void* operator new[](std::size_t n) {
-    return throwing(counted_alloc(n));
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    return counted_alloc(n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    return counted_alloc(n);
-}
-void* operator new(std::size_t n, std::align_val_t al) {
-    return throwing(counted_aligned_alloc(n, al));
-}
-void* operator new[](std::size_t n, std::align_val_t al) {
-    return throwing(counted_aligned_alloc(n, al));
-}
-void operator delete(void* p) noexcept {
-    release(p);
-}
-void operator delete[](void* p) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-    release(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-    release(p);
-}
 
 using namespace wsx::conformance;
 using wsx::proto::Compress;
@@ -102,6 +24,8 @@ using wsx::proto::Deflater;
 using wsx::proto::DeflateTuning;
 using wsx::proto::ExtensionOffer;
 using wsx::proto::SharedBuffer;
+using wsx::testing::heap_largest_allocation;
+using wsx::testing::heap_live_bytes;
 
 namespace {
 
@@ -538,12 +462,12 @@ TEST_CASE("a 10 MB bomb against a 1 MB limit fails with 1009 and bounded memory"
             Connection conn(role, o);
             Recorder rec(conn, false);
             Bytes in = wire;
-            g_largest_allocation = 0;
+            heap_largest_allocation = 0;
             const auto r = conn.receive(std::span<std::uint8_t>(in), rec);
             CHECK(r.error == Error::message_too_big);
             REQUIRE(rec.events.size() == 1);
             CHECK(rec.events[0].code == 1009);
-            CHECK(g_largest_allocation.load() <= 2 * 1024 * 1024 + 64 * 1024);
+            CHECK(heap_largest_allocation.load() <= 2 * 1024 * 1024 + 64 * 1024);
             Bytes out;
             drain(conn, out);
             const DecodeResult d = decode_all(out);
@@ -557,10 +481,10 @@ TEST_CASE("a 10 MB bomb against a 1 MB limit fails with 1009 and bounded memory"
             sc.keep = false;
             sc.chunks.reserve(100);
             Bytes in = wire;
-            g_largest_allocation = 0;
+            heap_largest_allocation = 0;
             const auto r = conn.receive(std::span<std::uint8_t>(in), sc);
             CHECK(r.error == Error::message_too_big);
-            CHECK(g_largest_allocation.load() <= 64 * 1024);
+            CHECK(heap_largest_allocation.load() <= 64 * 1024);
             CHECK(sc.largest_chunk <= 16 * 1024);
             CHECK(sc.delivered == 1024 * 1024);
             REQUIRE(sc.closes.size() == 1);
@@ -1032,7 +956,7 @@ TEST_CASE("heap per connection with and without deflate, and release of idle zli
         std::vector<std::unique_ptr<Connection>> conns;
         Connection peer(Role::client, peer_options);
         Recorder sink(peer, false);
-        const std::size_t heap_before = g_live_bytes.load();
+        const std::size_t heap_before = heap_live_bytes.load();
         for (std::size_t i = 0; i < kConnections; ++i) {
             conns.push_back(std::make_unique<Connection>(Role::server, o));
             Connection client(Role::client, peer_options);
@@ -1043,7 +967,7 @@ TEST_CASE("heap per connection with and without deflate, and release of idle zli
             transfer(*conns.back(), peer, sink);
             REQUIRE(echo.events.size() == 1);
         }
-        heap_per_conn[ci] = (g_live_bytes.load() - heap_before) / kConnections;
+        heap_per_conn[ci] = (heap_live_bytes.load() - heap_before) / kConnections;
         zlib_per_conn[ci] = meter.live / kConnections;
         std::printf("  %-55s %7zu %7zu %7zu\n", cfg.name, heap_per_conn[ci], zlib_per_conn[ci],
                     heap_per_conn[ci] + zlib_per_conn[ci]);
