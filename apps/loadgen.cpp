@@ -189,14 +189,14 @@ class BenchConn final : public net::IoHandler {
 
     void start_upgrade();
     void send_request();
-    void read_response();
-    void read_frames();
     // What was read (plaintext, at the front of the worker's read buffer), by phase.
+    void on_plaintext(std::span<std::uint8_t> data);
     void on_response(std::span<std::uint8_t> data);
     void on_frames(std::span<std::uint8_t> data);
     void on_eof();
-    // wss://: read and decrypt, deliver the plaintext; encrypt the connection's output and write.
-    void read_tls();
+    // wss://: decrypt what was read, deliver the plaintext; encrypt the connection's output and
+    // write.
+    void on_tls_records(std::span<std::uint8_t> buffer, std::size_t received);
     void flush_tls();
     bool write_tls();  // false: the write failed and the connection is gone
     void set_write_interest(bool want);
@@ -472,16 +472,6 @@ void BenchConn::set_write_interest(bool want) {
 
 void BenchConn::on_readable(int) {
     worker_.tick();
-    if (tls_) {
-        read_tls();
-    } else if (phase_ == Phase::upgrading) {
-        read_response();
-    } else if (phase_ == Phase::open || phase_ == Phase::closing) {
-        read_frames();
-    }
-}
-
-void BenchConn::read_response() {
     const auto buffer = worker_.read_buffer();
     const auto got = net::read_some(fd_, buffer);
     if (!got.ok()) {
@@ -492,7 +482,19 @@ void BenchConn::read_response() {
         on_eof();
         return;
     }
-    on_response(buffer.first(got.value));
+    if (tls_) {
+        on_tls_records(buffer, got.value);
+    } else {
+        on_plaintext(buffer.first(got.value));
+    }
+}
+
+void BenchConn::on_plaintext(std::span<std::uint8_t> data) {
+    if (phase_ == Phase::upgrading) {
+        on_response(data);
+    } else if (phase_ == Phase::open || phase_ == Phase::closing) {
+        on_frames(data);
+    }
 }
 
 void BenchConn::on_response(std::span<std::uint8_t> data) {
@@ -558,20 +560,6 @@ void BenchConn::on_open(std::span<std::uint8_t> early) {
     }
 }
 
-void BenchConn::read_frames() {
-    const auto buffer = worker_.read_buffer();
-    const auto got = net::read_some(fd_, buffer);
-    if (!got.ok()) {
-        if (got.error != EAGAIN) fail("read", got.error);
-        return;
-    }
-    if (got.value == 0) {
-        on_eof();
-        return;
-    }
-    on_frames(buffer.first(got.value));
-}
-
 void BenchConn::on_frames(std::span<std::uint8_t> data) {
     Events events{this};
     const auto result = conn_->receive(data, events);
@@ -587,19 +575,9 @@ void BenchConn::on_frames(std::span<std::uint8_t> data) {
     flush();
 }
 
-void BenchConn::read_tls() {
-    const auto buffer = worker_.read_buffer();
-    const auto got = net::read_some(fd_, buffer);
-    if (!got.ok()) {
-        if (got.error != EAGAIN) fail("read", got.error);
-        return;
-    }
-    if (got.value == 0) {
-        on_eof();
-        return;
-    }
+void BenchConn::on_tls_records(std::span<std::uint8_t> buffer, std::size_t received) {
     const std::uint32_t generation = generation_;
-    auto r = tls_->receive(buffer, got.value);
+    auto r = tls_->receive(buffer, received);
     for (;;) {
         if (r.state == net::TlsState::failed) {
             if (worker_.first_error().empty() && phase_ != Phase::closing)
@@ -612,11 +590,7 @@ void BenchConn::read_tls() {
             if (generation != generation_) return;
         }
         if (r.plaintext > 0) {
-            if (phase_ == Phase::upgrading) {
-                on_response(buffer.first(r.plaintext));
-            } else if (phase_ == Phase::open || phase_ == Phase::closing) {
-                on_frames(buffer.first(r.plaintext));
-            }
+            on_plaintext(buffer.first(r.plaintext));
             if (generation != generation_) return;
         }
         if (r.state == net::TlsState::closed) {  // close_notify: the same as the end of the stream
