@@ -52,9 +52,10 @@ class Echo final : public net::SessionHandler {
 };
 
 int server_usage() {
-    std::fprintf(stderr,
-                 "usage: wsx autobahn-server [--port 9001] [--address 127.0.0.1] [--threads 1]\n"
-                 "                           [--max-message BYTES (64 MiB)]\n");
+    std::fprintf(
+        stderr,
+        "usage: wsx autobahn-server [--port 9001] [--address 127.0.0.1] [--threads 1]\n"
+        "                           [--max-connections N] [--max-message BYTES (64 MiB)]\n");
     return 2;
 }
 
@@ -197,12 +198,8 @@ int autobahn_server_command(std::span<char*> args) {
         }
         const std::string_view value = args[++i];
         bool ok = true;
-        if (flag == "--port") {
-            ok = parse_number(value, options.port);
-        } else if (flag == "--address") {
-            options.address = std::string(value);
-        } else if (flag == "--threads") {
-            ok = parse_number(value, options.threads);
+        if (const auto listen = parse_listen_flag(flag, value, options)) {
+            ok = *listen;
         } else if (flag == "--max-message") {
             ok = parse_number(value, max_message) && max_message > 0;
         } else {

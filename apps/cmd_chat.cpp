@@ -294,16 +294,10 @@ int chat_command(std::span<char*> args) {
         if (i + 1 == args.size()) return chat_usage("missing value for ", args[i]);
         const std::string_view value = args[++i];
         bool ok = true;
-        if (flag == "--port") {
-            ok = parse_number(value, options.port);
-        } else if (flag == "--address") {
-            options.address = std::string(value);
+        if (const auto listen = parse_listen_flag(flag, value, options)) {
+            ok = *listen;
         } else if (flag == "--static") {
             static_dir = std::string(value);
-        } else if (flag == "--threads") {
-            ok = parse_number(value, options.threads);
-        } else if (flag == "--max-connections") {
-            ok = parse_number(value, options.max_connections);
         } else if (flag == "--max-message") {
             ok = parse_number(value, max_message) && max_message > 0;
         } else if (flag == "--allowed-origin") {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -75,6 +76,11 @@ inline constexpr const char* kTlsClientFlagsHelp =
     "  --ca FILE                trust the CA certificates in FILE (PEM) for wss://\n"
     "                           instead of the system's trust store\n"
     "  --insecure               do not verify the server's certificate (testing only)\n";
+
+// --port N, --address ADDR, --threads N, --max-connections N: the listening flags of every
+// serving command. nullopt: `flag` is none of them; otherwise whether `value` parsed.
+std::optional<bool> parse_listen_flag(std::string_view flag, std::string_view value,
+                                      net::ServerOptions& options);
 
 // wsx bench URL [options]: the load generator (echo round trips, handshakes, idle connections).
 int bench_command(std::span<char*> args);

@@ -1,4 +1,5 @@
-// The life of a serving command after start(): signals in, graceful stop out.
+// What every serving command shares: its listening flags, and its life after start(): signals
+// in, graceful stop out.
 #include <pthread.h>
 #include <signal.h>
 
@@ -22,6 +23,18 @@ sigset_t serve_signals() {
 }
 
 }  // namespace
+
+std::optional<bool> parse_listen_flag(std::string_view flag, std::string_view value,
+                                      net::ServerOptions& options) {
+    if (flag == "--port") return parse_number(value, options.port);
+    if (flag == "--address") {
+        options.address = std::string(value);
+        return true;
+    }
+    if (flag == "--threads") return parse_number(value, options.threads);
+    if (flag == "--max-connections") return parse_number(value, options.max_connections);
+    return std::nullopt;
+}
 
 void block_serve_signals() {
     const sigset_t signals = serve_signals();

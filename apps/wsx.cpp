@@ -197,6 +197,7 @@ constexpr const char* kAutobahnServerHelp =
     "  --port N                 TCP port (9001)\n"
     "  --address ADDR           address to bind (127.0.0.1)\n"
     "  --threads N              reactor threads (1)\n"
+    "  --max-connections N      connections open at once (10000)\n"
     "  --max-message BYTES      largest message accepted (64 MiB)\n";
 
 constexpr const char* kAutobahnClientHelp =
@@ -244,6 +245,7 @@ class EchoHandler final : public wsx::net::SessionHandler {
     }
 };
 
+using wsx::apps::parse_listen_flag;
 using wsx::apps::parse_number;
 
 bool parse_backend(std::string_view name, wsx::net::Backend& out) {
@@ -296,14 +298,8 @@ int echo(std::span<char*> args) {
         }
         const std::string_view value = args[++i];
         bool ok = true;
-        if (flag == "--port") {
-            ok = parse_number(value, options.port);
-        } else if (flag == "--address") {
-            options.address = std::string(value);
-        } else if (flag == "--threads") {
-            ok = parse_number(value, options.threads);
-        } else if (flag == "--max-connections") {
-            ok = parse_number(value, options.max_connections);
+        if (const auto listen = parse_listen_flag(flag, value, options)) {
+            ok = *listen;
         } else if (flag == "--static") {
             options.static_root = std::string(value);
         } else if (flag == "--max-message") {
