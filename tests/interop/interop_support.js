@@ -111,4 +111,51 @@ function within(ms, promise, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-module.exports = { requireWs, Checks, startWsx, stop, within, SKIP };
+// A ws client whose messages are queued for the test to await with nextMessage(); `ws.closed`
+// resolves with { code, reason }. Rejects on a connection error or a refused upgrade (the error
+// carries the HTTP status).
+function openQueued(url, options = {}) {
+  const WebSocket = requireWs();
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { maxPayload: 64 << 20, ...options });
+    ws.inbox = [];
+    ws.waiters = [];
+    ws.on('message', (data, isBinary) => {
+      const item = { data, isBinary };
+      if (ws.waiters.length) ws.waiters.shift()(item);
+      else ws.inbox.push(item);
+    });
+    ws.closed = new Promise((done) => ws.on('close', (code, reason) => done({ code, reason: reason.toString() })));
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (req, res) => {
+      reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode }));
+      req.destroy();
+    });
+    ws.once('error', reject);
+  });
+}
+
+// The next message of a client made by openQueued(): { data, isBinary }.
+function nextMessage(ws, timeoutMs) {
+  if (ws.inbox.length) return Promise.resolve(ws.inbox.shift());
+  return within(timeoutMs, new Promise((resolve) => ws.waiters.push(resolve)), 'a message');
+}
+
+// Runs `wsx connect ARGS` with `input` on stdin; resolves with { code, out, err }.
+function runConnect(wsx, args, input, timeoutMs) {
+  return within(timeoutMs, new Promise((resolve) => {
+    const proc = spawn(wsx, ['connect', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = [];
+    const err = [];
+    proc.stdout.on('data', (d) => out.push(d));
+    proc.stderr.on('data', (d) => err.push(d));
+    proc.on('close', (code) => resolve({
+      code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString(),
+    }));
+    proc.stdin.end(input);
+  }), `wsx connect ${args.join(' ')}`);
+}
+
+module.exports = {
+  requireWs, Checks, startWsx, stop, within, openQueued, nextMessage, runConnect, SKIP,
+};

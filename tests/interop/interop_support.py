@@ -1,6 +1,7 @@
 """Shared by the Python interop tests: start and stop wsx processes, skip only when the peer
 library is genuinely missing (meson's exit code 77), and count checks so a test fails loudly."""
 
+import asyncio
 import os
 import re
 import selectors
@@ -23,6 +24,21 @@ def require_websockets():
         print("python3-websockets is not installed for", sys.executable)
         sys.exit(SKIP)
     return websockets
+
+
+async def run_connect(wsx, args, stdin, timeout):
+    """Runs `wsx connect ARGS` with `stdin` as its input; (exit status, stdout, stderr), or
+    (None, b"", b"timed out") when it did not end within `timeout` seconds (it is killed)."""
+    proc = await asyncio.create_subprocess_exec(
+        wsx, "connect", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return None, b"", b"timed out"
+    return proc.returncode, out, err
 
 
 class Checks:

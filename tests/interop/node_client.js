@@ -5,37 +5,16 @@
 'use strict';
 
 const crypto = require('crypto');
-const { requireWs, Checks, startWsx, stop, within } = require('./interop_support');
+const {
+  requireWs, Checks, startWsx, stop, within, openQueued, nextMessage,
+} = require('./interop_support');
 
-const WebSocket = requireWs();
+requireWs();  // exits 77 (skip) only when ws is genuinely missing
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1 << 20];
 const TIMEOUT = 20000;
 
-// A client whose received messages, pongs and close are queued for the test to await.
-function open(url, options = {}) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: 64 << 20, ...options });
-    ws.inbox = [];
-    ws.waiters = [];
-    ws.on('message', (data, isBinary) => {
-      const item = { data, isBinary };
-      if (ws.waiters.length) ws.waiters.shift()(item);
-      else ws.inbox.push(item);
-    });
-    ws.closed = new Promise((done) => ws.on('close', (code, reason) => done({ code, reason: reason.toString() })));
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (req, res) => {
-      reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode }));
-      req.destroy();
-    });
-    ws.once('error', reject);
-  });
-}
-
-function next(ws) {
-  if (ws.inbox.length) return Promise.resolve(ws.inbox.shift());
-  return within(TIMEOUT, new Promise((resolve) => ws.waiters.push(resolve)), 'a message');
-}
+const open = (url, options) => openQueued(url, options);
+const next = (ws) => nextMessage(ws, TIMEOUT);
 
 function pong(ws, payload) {
   return within(TIMEOUT, new Promise((resolve) => {

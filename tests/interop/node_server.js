@@ -5,26 +5,12 @@
 // Usage: node node_server.js WSX
 'use strict';
 
-const { spawn } = require('child_process');
-const { requireWs, Checks, within } = require('./interop_support');
+const { requireWs, Checks, within, runConnect: runConnectWith } = require('./interop_support');
 
 const { WebSocketServer } = requireWs();
 const TIMEOUT = 30000;
 
-// Runs `wsx connect ARGS` with `input` on stdin; resolves with { code, out, err }.
-function runConnect(wsx, args, input) {
-  return within(TIMEOUT, new Promise((resolve) => {
-    const proc = spawn(wsx, ['connect', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    proc.stdout.on('data', (d) => out.push(d));
-    proc.stderr.on('data', (d) => err.push(d));
-    proc.on('close', (code) => resolve({
-      code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString(),
-    }));
-    proc.stdin.end(input);
-  }), `wsx connect ${args.join(' ')}`);
-}
+const runConnect = (wsx, args, input) => runConnectWith(wsx, args, input, TIMEOUT);
 
 // The server's 'close' event may come after the client process ended.
 function closed(session) {

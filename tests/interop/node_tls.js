@@ -11,47 +11,18 @@ const fs = require('fs');
 const https = require('https');
 const os = require('os');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
-const { requireWs, Checks, startWsx, stop, within } = require('./interop_support');
+const { execFileSync } = require('child_process');
+const {
+  requireWs, Checks, startWsx, stop, within, openQueued, nextMessage, runConnect: runConnectWith,
+} = require('./interop_support');
 
 const WebSocket = requireWs();
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20];
 const TIMEOUT = 20000;
 
-function open(url, options) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: 64 << 20, ...options });
-    ws.inbox = [];
-    ws.waiters = [];
-    ws.on('message', (data, isBinary) => {
-      const item = { data, isBinary };
-      if (ws.waiters.length) ws.waiters.shift()(item);
-      else ws.inbox.push(item);
-    });
-    ws.closed = new Promise((done) => ws.on('close', (code, reason) => done({ code, reason: reason.toString() })));
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
-function next(ws) {
-  if (ws.inbox.length) return Promise.resolve(ws.inbox.shift());
-  return within(TIMEOUT, new Promise((resolve) => ws.waiters.push(resolve)), 'a message');
-}
-
-function runConnect(wsx, args, input) {
-  return within(TIMEOUT, new Promise((resolve) => {
-    const proc = spawn(wsx, ['connect', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    proc.stdout.on('data', (d) => out.push(d));
-    proc.stderr.on('data', (d) => err.push(d));
-    proc.on('close', (code) => resolve({
-      code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString(),
-    }));
-    proc.stdin.end(input);
-  }), `wsx connect ${args.join(' ')}`);
-}
+const open = (url, options) => openQueued(url, options);
+const next = (ws) => nextMessage(ws, TIMEOUT);
+const runConnect = (wsx, args, input) => runConnectWith(wsx, args, input, TIMEOUT);
 
 async function wsxServer(checks, wsx, certs) {
   const server = await startWsx(wsx, ['echo', '--port', '0', '--address', '127.0.0.1',

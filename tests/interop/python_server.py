@@ -9,6 +9,7 @@ import http
 import socket
 import sys
 
+import interop_support
 from interop_support import Checks, require_websockets
 
 websockets = require_websockets()
@@ -57,16 +58,7 @@ async def closed(session):
 
 
 async def run_connect(wsx, args, stdin):
-    proc = await asyncio.create_subprocess_exec(
-        wsx, "connect", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), TIMEOUT)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return None, b"", b"timed out"
-    return proc.returncode, out, err
+    return await interop_support.run_connect(wsx, args, stdin, TIMEOUT)
 
 
 async def main(wsx):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 
+import interop_support
 from interop_support import Checks, WsxProcess, require_websockets
 
 websockets = require_websockets()
@@ -121,16 +122,7 @@ async def wsx_server_checks(checks, wsx, certs):
 
 
 async def run_connect(wsx, args, stdin):
-    proc = await asyncio.create_subprocess_exec(
-        wsx, "connect", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), TIMEOUT)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return None, b"", b"timed out"
-    return proc.returncode, out, err
+    return await interop_support.run_connect(wsx, args, stdin, TIMEOUT)
 
 
 async def python_server_checks(checks, wsx, certs):
