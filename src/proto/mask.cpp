@@ -124,6 +124,67 @@ V* as_vector(std::uint8_t* p) noexcept {
     _mm_storeu_si128(as_vector<__m128i>(p), v);
 }
 
+#elif defined(WSX_MASK_NEON)
+
+// Built from memory rather than with vdupq_n_u32 so the lanes hold the key bytes in memory order
+// on big-endian AArch64 too.
+inline uint8x16_t broadcast128(std::uint32_t key) noexcept {
+    std::uint8_t bytes[16];
+    for (std::size_t j = 0; j < sizeof bytes; j += sizeof key)
+        std::memcpy(bytes + j, &key, 4);
+    return vld1q_u8(bytes);
+}
+[[gnu::always_inline]] inline uint8x16_t load_xor(const std::uint8_t* p, uint8x16_t key) noexcept {
+    return veorq_u8(vld1q_u8(p), key);
+}
+[[gnu::always_inline]] inline void store_vector(std::uint8_t* p, uint8x16_t v) noexcept {
+    vst1q_u8(p, v);
+}
+
+#endif
+
+#if defined(WSX_MASK_X86) || defined(WSX_MASK_NEON)
+
+// SSE2 and NEON: 16-byte vectors, one kernel over the overloads above.
+inline void mask_vector16(std::uint8_t* dst, const std::uint8_t* src, std::size_t size,
+                          std::uint32_t key) noexcept {
+    constexpr std::size_t kWidth = 16;
+    if (size < kWidth) {
+        mask_scalar_inline(dst, src, size, key);
+        return;
+    }
+    const auto head = load_xor(src, broadcast128(key));
+    const auto tail = load_xor(src + size - kWidth, broadcast128(rotate_key(key, size)));
+    std::size_t i = aligned_start(dst, kWidth);
+    const auto k = broadcast128(rotate_key(key, i));
+    for (; i + 4 * kWidth <= size; i += 4 * kWidth) {
+        const auto a = load_xor(src + i, k);
+        const auto b = load_xor(src + i + kWidth, k);
+        const auto c = load_xor(src + i + 2 * kWidth, k);
+        const auto d = load_xor(src + i + 3 * kWidth, k);
+        store_vector(dst + i, a);
+        store_vector(dst + i + kWidth, b);
+        store_vector(dst + i + 2 * kWidth, c);
+        store_vector(dst + i + 3 * kWidth, d);
+    }
+    for (; i + kWidth <= size; i += kWidth)
+        store_vector(dst + i, load_xor(src + i, k));
+    store_vector(dst, head);
+    store_vector(dst + size - kWidth, tail);
+}
+
+void mask_vector16_kernel(std::uint8_t* dst, const std::uint8_t* src, std::size_t size,
+                          std::uint32_t key) noexcept {
+    mask_vector16(dst, src, size, key);
+}
+
+#endif
+
+#if defined(WSX_MASK_X86)
+
+// The wider x86 kernels carry their own loops: each is compiled for its own target, and a
+// shared template without that target could not inline their intrinsics.
+
 __attribute__((target("avx2"), always_inline)) inline __m256i broadcast256(
     std::uint32_t key) noexcept {
     return _mm256_set1_epi32(static_cast<int>(key));
@@ -148,38 +209,6 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i load_x
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline void store_vector(
     std::uint8_t* p, __m512i v) noexcept {
     _mm512_storeu_si512(p, v);
-}
-
-inline void mask_sse2(std::uint8_t* dst, const std::uint8_t* src, std::size_t size,
-                      std::uint32_t key) noexcept {
-    constexpr std::size_t kWidth = 16;
-    if (size < kWidth) {
-        mask_scalar_inline(dst, src, size, key);
-        return;
-    }
-    const __m128i head = load_xor(src, broadcast128(key));
-    const __m128i tail = load_xor(src + size - kWidth, broadcast128(rotate_key(key, size)));
-    std::size_t i = aligned_start(dst, kWidth);
-    const __m128i k = broadcast128(rotate_key(key, i));
-    for (; i + 4 * kWidth <= size; i += 4 * kWidth) {
-        const __m128i a = load_xor(src + i, k);
-        const __m128i b = load_xor(src + i + kWidth, k);
-        const __m128i c = load_xor(src + i + 2 * kWidth, k);
-        const __m128i d = load_xor(src + i + 3 * kWidth, k);
-        store_vector(dst + i, a);
-        store_vector(dst + i + kWidth, b);
-        store_vector(dst + i + 2 * kWidth, c);
-        store_vector(dst + i + 3 * kWidth, d);
-    }
-    for (; i + kWidth <= size; i += kWidth)
-        store_vector(dst + i, load_xor(src + i, k));
-    store_vector(dst, head);
-    store_vector(dst + size - kWidth, tail);
-}
-
-void mask_sse2_kernel(std::uint8_t* dst, const std::uint8_t* src, std::size_t size,
-                      std::uint32_t key) noexcept {
-    mask_sse2(dst, src, size, key);
 }
 
 // The AVX2 kernel for size >= 32. With kAscii it also ORs every unmasked vector together and
@@ -237,7 +266,7 @@ __attribute__((target("avx2"), always_inline)) inline bool mask_avx2_body(
 __attribute__((target("avx2"))) void mask_avx2(std::uint8_t* dst, const std::uint8_t* src,
                                                std::size_t size, std::uint32_t key) noexcept {
     if (size < 32) {
-        mask_sse2(dst, src, size, key);
+        mask_vector16(dst, src, size, key);
         return;
     }
     mask_avx2_body<false>(dst, src, size, key);
@@ -295,59 +324,13 @@ __attribute__((target("avx512f,avx512bw"))) void mask_avx512(std::uint8_t* dst,
 
 #endif  // WSX_MASK_X86
 
-#if defined(WSX_MASK_NEON)
-
-// Built from memory rather than with vdupq_n_u32 so the lanes hold the key bytes in memory order
-// on big-endian AArch64 too.
-inline uint8x16_t broadcast128(std::uint32_t key) noexcept {
-    std::uint8_t bytes[16];
-    for (std::size_t j = 0; j < sizeof bytes; j += sizeof key)
-        std::memcpy(bytes + j, &key, 4);
-    return vld1q_u8(bytes);
-}
-[[gnu::always_inline]] inline uint8x16_t load_xor(const std::uint8_t* p, uint8x16_t key) noexcept {
-    return veorq_u8(vld1q_u8(p), key);
-}
-[[gnu::always_inline]] inline void store_vector(std::uint8_t* p, uint8x16_t v) noexcept {
-    vst1q_u8(p, v);
-}
-
-void mask_neon(std::uint8_t* dst, const std::uint8_t* src, std::size_t size,
-               std::uint32_t key) noexcept {
-    constexpr std::size_t kWidth = 16;
-    if (size < kWidth) {
-        mask_scalar_inline(dst, src, size, key);
-        return;
-    }
-    const uint8x16_t head = load_xor(src, broadcast128(key));
-    const uint8x16_t tail = load_xor(src + size - kWidth, broadcast128(rotate_key(key, size)));
-    std::size_t i = aligned_start(dst, kWidth);
-    const uint8x16_t k = broadcast128(rotate_key(key, i));
-    for (; i + 4 * kWidth <= size; i += 4 * kWidth) {
-        const uint8x16_t a = load_xor(src + i, k);
-        const uint8x16_t b = load_xor(src + i + kWidth, k);
-        const uint8x16_t c = load_xor(src + i + 2 * kWidth, k);
-        const uint8x16_t d = load_xor(src + i + 3 * kWidth, k);
-        store_vector(dst + i, a);
-        store_vector(dst + i + kWidth, b);
-        store_vector(dst + i + 2 * kWidth, c);
-        store_vector(dst + i + 3 * kWidth, d);
-    }
-    for (; i + kWidth <= size; i += kWidth)
-        store_vector(dst + i, load_xor(src + i, k));
-    store_vector(dst, head);
-    store_vector(dst + size - kWidth, tail);
-}
-
-#endif  // WSX_MASK_NEON
-
 Kernel kernel_for(MaskImpl impl) noexcept {
     switch (impl) {
         case MaskImpl::scalar:
             return &mask_scalar;
 #if defined(WSX_MASK_X86)
         case MaskImpl::sse2:
-            return &mask_sse2_kernel;
+            return &mask_vector16_kernel;
         case MaskImpl::avx2:
             return &mask_avx2;
         case MaskImpl::avx512:
@@ -355,7 +338,7 @@ Kernel kernel_for(MaskImpl impl) noexcept {
 #endif
 #if defined(WSX_MASK_NEON)
         case MaskImpl::neon:
-            return &mask_neon;
+            return &mask_vector16_kernel;
 #endif
         default:
             return nullptr;
@@ -461,7 +444,7 @@ MaskFn mask_impl_function(MaskImpl impl) noexcept {
             return &apply_with<&mask_scalar>;
 #if defined(WSX_MASK_X86)
         case MaskImpl::sse2:
-            return &apply_with<&mask_sse2_kernel>;
+            return &apply_with<&mask_vector16_kernel>;
         case MaskImpl::avx2:
             return &apply_with<&mask_avx2>;
         case MaskImpl::avx512:
@@ -469,7 +452,7 @@ MaskFn mask_impl_function(MaskImpl impl) noexcept {
 #endif
 #if defined(WSX_MASK_NEON)
         case MaskImpl::neon:
-            return &apply_with<&mask_neon>;
+            return &apply_with<&mask_vector16_kernel>;
 #endif
         default:
             return nullptr;
@@ -482,7 +465,7 @@ CopyMaskFn mask_impl_copy_function(MaskImpl impl) noexcept {
             return &copy_with<&mask_scalar>;
 #if defined(WSX_MASK_X86)
         case MaskImpl::sse2:
-            return &copy_with<&mask_sse2_kernel>;
+            return &copy_with<&mask_vector16_kernel>;
         case MaskImpl::avx2:
             return &copy_with<&mask_avx2>;
         case MaskImpl::avx512:
@@ -490,7 +473,7 @@ CopyMaskFn mask_impl_copy_function(MaskImpl impl) noexcept {
 #endif
 #if defined(WSX_MASK_NEON)
         case MaskImpl::neon:
-            return &copy_with<&mask_neon>;
+            return &copy_with<&mask_vector16_kernel>;
 #endif
         default:
             return nullptr;
