@@ -324,25 +324,32 @@ __attribute__((target("avx512f,avx512bw"))) void mask_avx512(std::uint8_t* dst,
 
 #endif  // WSX_MASK_X86
 
-Kernel kernel_for(MaskImpl impl) noexcept {
+// Hands impl's kernel to make.operator()<K>() as a template argument (so wrappers around it are
+// instantiated per kernel); nullptr when impl is not built for this CPU architecture.
+template <class Result, class Make>
+Result for_kernel(MaskImpl impl, Make make) noexcept {
     switch (impl) {
         case MaskImpl::scalar:
-            return &mask_scalar;
+            return make.template operator()<&mask_scalar>();
 #if defined(WSX_MASK_X86)
         case MaskImpl::sse2:
-            return &mask_vector16_kernel;
+            return make.template operator()<&mask_vector16_kernel>();
         case MaskImpl::avx2:
-            return &mask_avx2;
+            return make.template operator()<&mask_avx2>();
         case MaskImpl::avx512:
-            return &mask_avx512;
+            return make.template operator()<&mask_avx512>();
 #endif
 #if defined(WSX_MASK_NEON)
         case MaskImpl::neon:
-            return &mask_vector16_kernel;
+            return make.template operator()<&mask_vector16_kernel>();
 #endif
         default:
             return nullptr;
     }
+}
+
+Kernel kernel_for(MaskImpl impl) noexcept {
+    return for_kernel<Kernel>(impl, []<Kernel K>() { return K; });
 }
 
 template <Kernel K>
@@ -439,45 +446,11 @@ bool mask_impl_available(MaskImpl impl) noexcept {
 }
 
 MaskFn mask_impl_function(MaskImpl impl) noexcept {
-    switch (impl) {
-        case MaskImpl::scalar:
-            return &apply_with<&mask_scalar>;
-#if defined(WSX_MASK_X86)
-        case MaskImpl::sse2:
-            return &apply_with<&mask_vector16_kernel>;
-        case MaskImpl::avx2:
-            return &apply_with<&mask_avx2>;
-        case MaskImpl::avx512:
-            return &apply_with<&mask_avx512>;
-#endif
-#if defined(WSX_MASK_NEON)
-        case MaskImpl::neon:
-            return &apply_with<&mask_vector16_kernel>;
-#endif
-        default:
-            return nullptr;
-    }
+    return for_kernel<MaskFn>(impl, []<Kernel K>() { return &apply_with<K>; });
 }
 
 CopyMaskFn mask_impl_copy_function(MaskImpl impl) noexcept {
-    switch (impl) {
-        case MaskImpl::scalar:
-            return &copy_with<&mask_scalar>;
-#if defined(WSX_MASK_X86)
-        case MaskImpl::sse2:
-            return &copy_with<&mask_vector16_kernel>;
-        case MaskImpl::avx2:
-            return &copy_with<&mask_avx2>;
-        case MaskImpl::avx512:
-            return &copy_with<&mask_avx512>;
-#endif
-#if defined(WSX_MASK_NEON)
-        case MaskImpl::neon:
-            return &copy_with<&mask_vector16_kernel>;
-#endif
-        default:
-            return nullptr;
-    }
+    return for_kernel<CopyMaskFn>(impl, []<Kernel K>() { return &copy_with<K>; });
 }
 
 MaskImpl mask_impl_selected() noexcept {
