@@ -43,6 +43,8 @@ struct Hub::Message {
 
     std::atomic<std::uint32_t> refs{1};
     bool broadcast = false;
+    // What the message counts against each thread's max_pending_bytes while in its inbox.
+    std::size_t charge = 0;
     proto::Opcode opcode = proto::Opcode::text;
     std::uint32_t header_size = 0;
     std::uint32_t slots = 0;
@@ -117,6 +119,7 @@ struct Hub::ThreadState {
     std::atomic<bool> attached{true};
     std::atomic<std::uint32_t> publishers{0};  // publishers between their check and their push
     net::MpscQueue inbox;
+    std::atomic<std::size_t> pending_bytes{0};  // the charges of the messages in the inbox
     std::atomic<bool> drain_posted{false};
     DrainTask drain_task;
 
@@ -148,6 +151,8 @@ struct Hub::ThreadState {
         const bool open = attached.load(std::memory_order_seq_cst);
         if (open) {
             message.retain();
+            // Counted before the push, so the drain that pops it never takes the count below 0.
+            pending_bytes.fetch_add(message.charge, std::memory_order_relaxed);
             inbox.push(message.delivery(index));
             // After the push (MpscQueue invariant 3); only the publisher that flips the flag
             // posts, and drain() clears it before it pops, so no message is stranded.
@@ -183,6 +188,7 @@ struct Hub::ThreadState {
             Message& message = *static_cast<Message::Delivery*>(node)->message;
             deliver(message);
             bytes += message.frame.size();
+            pending_bytes.fetch_sub(message.charge, std::memory_order_relaxed);
             message.release();
             ++delivered;
         }
@@ -195,8 +201,11 @@ struct Hub::ThreadState {
     }
 
     void release_inbox() noexcept {
-        while (net::MpscNode* node = inbox.pop())
-            static_cast<Message::Delivery*>(node)->message->release();
+        while (net::MpscNode* node = inbox.pop()) {
+            Message* message = static_cast<Message::Delivery*>(node)->message;
+            pending_bytes.fetch_sub(message->charge, std::memory_order_relaxed);
+            message->release();
+        }
     }
 
     void deliver(Message& message) {
@@ -440,11 +449,24 @@ bool Hub::publish_message(bool broadcast, std::string_view topic, proto::Opcode 
     if (opcode != proto::Opcode::text && opcode != proto::Opcode::binary) return false;
     if (topic.size() > options_.max_topic_length) return false;
     if (opcode == proto::Opcode::text && !proto::is_valid_utf8(payload)) return false;
+
+    const unsigned limit = thread_limit_.load(std::memory_order_acquire);
+    const std::size_t charge = sizeof(Message) + limit * sizeof(Message::Delivery) +
+                               proto::kMaxFrameHeaderSize + payload.size() + topic.size();
+    for (unsigned i = 0; i < limit; ++i) {
+        const ThreadState* state = threads_[i].load(std::memory_order_acquire);
+        if (state == nullptr) continue;
+        const std::size_t pending = state->pending_bytes.load(std::memory_order_relaxed);
+        if (pending != 0 && pending + charge > options_.max_pending_bytes) {
+            messages_refused_.fetch_add(1, std::memory_order_relaxed);
+            return false;
+        }
+    }
     messages_in_.fetch_add(1, std::memory_order_relaxed);
     bytes_in_.fetch_add(payload.size(), std::memory_order_relaxed);
 
-    const unsigned limit = thread_limit_.load(std::memory_order_acquire);
     Message* message = Message::create(limit);
+    message->charge = charge;
     message->broadcast = broadcast;
     message->opcode = opcode;
     message->topic.assign(topic);
@@ -468,6 +490,7 @@ HubStats Hub::stats() const noexcept {
     HubStats s;
     s.messages_in = messages_in_.load(std::memory_order_relaxed);
     s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+    s.messages_refused = messages_refused_.load(std::memory_order_relaxed);
     const unsigned limit = thread_limit_.load(std::memory_order_acquire);
     for (unsigned i = 0; i < limit; ++i) {
         const ThreadState* state = threads_[i].load(std::memory_order_acquire);
@@ -480,6 +503,7 @@ HubStats Hub::stats() const noexcept {
         s.messages_dropped += state->dropped.load(std::memory_order_relaxed);
         s.slow_consumer_closes += state->slow_closes.load(std::memory_order_relaxed);
         s.compressed_frames += state->compressed_frames.load(std::memory_order_relaxed);
+        s.pending_bytes += state->pending_bytes.load(std::memory_order_relaxed);
     }
     return s;
 }
@@ -512,6 +536,11 @@ std::string Hub::metrics_text() const {
         {"wsx_hub_compressed_frames_total", "counter",
          "Shared permessage-deflate frames made (one per message and window size).",
          s.compressed_frames},
+        {"wsx_hub_messages_refused_total", "counter",
+         "Publishes and backplane arrivals refused because a thread's inbox was full.",
+         s.messages_refused},
+        {"wsx_hub_pending_bytes", "gauge",
+         "Bytes of messages waiting in the reactor threads' inboxes.", s.pending_bytes},
     };
     std::string out;
     out.reserve(2048);

@@ -39,6 +39,10 @@
 // `drop` skips the message for that session and counts it. Writes never block, so one slow
 // subscriber never delays another.
 //
+// Publishers: what waits in a thread's inbox is bounded by max_pending_bytes; past it publish()
+// refuses (returns false, nothing queued, counted in messages_refused) until the thread catches
+// up. Every accepted message is delivered (subject to the slow-consumer policy above).
+//
 // Threads: install() (or attach_thread/detach_thread by hand for a custom set of reactors) tells
 // the hub about each reactor thread. subscribe, unsubscribe, join, leave are called on the
 // session's own thread (e.g. from its SessionHandler callbacks); publish, broadcast, receive,
@@ -86,6 +90,13 @@ struct HubOptions {
     // from counting against max_queued_bytes: keep it well below that.
     std::size_t delivery_batch = 256;
     std::size_t delivery_batch_bytes = 256 * 1024;
+    // Bound on what publishers may pile up ahead of a reactor thread: bytes of messages in one
+    // thread's inbox, not yet delivered (each counts its frame, topic and bookkeeping). A publish
+    // (or backplane arrival) that would take any attached thread past it is refused: publish()
+    // returns false and messages_refused counts it. A thread with an empty inbox takes any one
+    // message, so the bound is this plus one message (plus what racing publishers add between
+    // their check and their push).
+    std::size_t max_pending_bytes = 64 * 1024 * 1024;
     // permessage-deflate sessions get messages of at least this many bytes compressed (smaller
     // ones go uncompressed, which RFC 7692 §6 allows); the level etc. of that shared compression.
     std::size_t compress_min_size = 64;
@@ -108,6 +119,8 @@ struct HubStats {
     std::uint64_t messages_dropped = 0;      // skipped for a full queue (policy drop)
     std::uint64_t slow_consumer_closes = 0;  // sessions closed for a full queue (policy close)
     std::uint64_t compressed_frames = 0;     // shared compressed variants made
+    std::uint64_t messages_refused = 0;      // publishes and arrivals refused: inbox full
+    std::uint64_t pending_bytes = 0;         // in inboxes, not yet delivered (all threads)
 };
 
 class Hub final : public BackplaneReceiver {
@@ -144,8 +157,10 @@ class Hub final : public BackplaneReceiver {
     void leave(net::WsSession& session);
     bool subscribed(const net::WsSession& session, std::string_view topic) const;
 
-    // ---- Publishing, any thread. False (nothing sent) for a topic longer than max_topic_length
-    // or text that is not UTF-8. A subscriber gets the message once per publish.
+    // ---- Publishing, any thread. False (nothing sent) for a topic longer than max_topic_length,
+    // text that is not UTF-8, or when a reactor thread's inbox is full (max_pending_bytes: the
+    // subscribers are not keeping up; try again later or tell the sender). A subscriber gets the
+    // message once per publish.
     bool publish(std::string_view topic, proto::Opcode opcode,
                  std::span<const std::uint8_t> payload);
     bool publish(std::string_view topic, std::string_view text);
@@ -178,6 +193,7 @@ class Hub final : public BackplaneReceiver {
     // One past the highest index ever attached: publishers look no further.
     std::atomic<unsigned> thread_limit_{0};
     std::atomic<std::uint64_t> messages_in_{0};
+    std::atomic<std::uint64_t> messages_refused_{0};
     std::atomic<std::uint64_t> bytes_in_{0};
 };
 

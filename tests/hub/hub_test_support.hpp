@@ -2,8 +2,9 @@
 // WebSocket client on a raw loopback socket (blocking, every wait bounded).
 //
 // Commands a session understands: "sub T" / "unsub T" (answered "sub T 1|0" / "unsub T 1|0"
-// once done), "pub T text" (publishes "text" to T), "bcast text". A target "/?sub=a,b"
-// subscribes the session to a and b before anything else.
+// once done), "pub T text" (publishes "text" to T), "bcast text", "stall MS" (blocks the session's
+// reactor thread for MS milliseconds; HubCommands::stalled() says when it has begun). A target
+// "/?sub=a,b" subscribes the session to a and b before anything else.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -13,11 +14,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "../net/net_test_support.hpp"
@@ -68,11 +71,19 @@ class HubCommands : public net::SessionHandler {
                          split == std::string::npos ? std::string() : rest.substr(split + 1));
         } else if (verb == "bcast") {
             hub_.broadcast(proto::Opcode::text, bytes_of(rest));
+        } else if (verb == "stall") {
+            stalled_.store(true);
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(rest)));
+            stalled_.store(false);
         }
     }
 
+    // True while a "stall" command blocks a reactor thread.
+    bool stalled() const noexcept { return stalled_.load(); }
+
   private:
     Hub& hub_;
+    std::atomic<bool> stalled_{false};
 };
 
 // A server with `hub` installed, stopped and joined when it goes out of scope.
@@ -91,6 +102,7 @@ class HubServer {
 
     std::uint16_t port() const noexcept { return server_.port(); }
     net::Server& server() noexcept { return server_; }
+    const HubCommands& handler() const noexcept { return handler_; }
 
   private:
     static net::ServerOptions prepare(Hub& hub, net::ServerOptions& options) {

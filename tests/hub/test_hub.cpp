@@ -337,3 +337,69 @@ TEST_CASE("publish refuses a topic over the length limit and text that is not UT
     CHECK_FALSE(hub.publish("t", proto::Opcode::ping, bad));
     CHECK(hub.stats().messages_in == 2);
 }
+
+TEST_CASE(
+    "a thread that does not drain refuses publishes past max_pending_bytes, then takes them") {
+    Hub hub({.max_pending_bytes = 64 * 1024});  // outlives the reactor (its drain task)
+    auto reactor = net::testing::make_reactor(net::Backend::poll);
+    net::SessionHost host(*reactor);
+    hub.attach_thread(0, *reactor, host);
+    const std::vector<std::uint8_t> payload(1000, 'x');
+
+    // The reactor does not run: every accepted message waits in the thread's inbox.
+    int accepted = 0;
+    while (accepted < 10'000 && hub.publish("t", proto::Opcode::binary, payload))
+        ++accepted;
+    CHECK(accepted > 32);   // 64 KiB of ~1.2 KB messages
+    CHECK(accepted < 100);  // and not one more than the bound allows
+    const hub::HubStats stats = hub.stats();
+    CHECK(stats.messages_in == static_cast<std::uint64_t>(accepted));
+    CHECK(stats.messages_refused == 1);
+    CHECK(stats.pending_bytes > 60 * 1024);
+    CHECK(stats.pending_bytes <= 64 * 1024);
+    CHECK_FALSE(hub.broadcast(proto::Opcode::binary, payload));
+    CHECK(hub.stats().messages_refused == 2);
+    CHECK(hub.metrics_text().find("\nwsx_hub_messages_refused_total 2\n") != std::string::npos);
+
+    // One drain empties it (fewer than delivery_batch messages), and publishing works again.
+    REQUIRE(net::testing::run_until(*reactor, [&] { return hub.stats().pending_bytes == 0; }));
+    CHECK(hub.publish("t", proto::Opcode::binary, payload));
+
+    // An empty inbox takes any one message, even one larger than the bound; the next waits.
+    REQUIRE(net::testing::run_until(*reactor, [&] { return hub.stats().pending_bytes == 0; }));
+    const std::vector<std::uint8_t> large(128 * 1024, 'y');
+    CHECK(hub.publish("t", proto::Opcode::binary, large));
+    CHECK_FALSE(hub.publish("t", proto::Opcode::binary, payload));
+
+    // Detaching releases what is left, and the count follows.
+    hub.detach_thread(0);
+    CHECK(hub.stats().pending_bytes == 0);
+}
+
+TEST_CASE_TEMPLATE("a publisher held back by a full inbox loses nothing and keeps its order", B,
+                   WSX_NET_TEST_BACKENDS) {
+    Hub hub({.max_pending_bytes = 16 * 1024});
+    HubServer server(hub, hub_server_options(B::value, 1));
+    HubClient subscriber(server.port(), "/?sub=flood");
+    HubClient staller(server.port());
+    REQUIRE(eventually([&] { return hub.stats().subscriptions == 1; }));
+
+    // The only reactor thread stops draining for a while; the publisher retries every refused
+    // publish until it is taken, the way a producer honouring the bound does.
+    staller.send_text("stall 300");
+    REQUIRE(eventually([&] { return server.handler().stalled(); }));
+    constexpr int kMessages = 3'000;
+    std::uint64_t refusals = 0;
+    for (int i = 0; i < kMessages; ++i) {
+        while (!hub.publish("flood", "m " + std::to_string(i))) {
+            ++refusals;
+            std::this_thread::yield();
+        }
+    }
+    CHECK(refusals > 0);
+    CHECK(hub.stats().messages_refused == refusals);
+    CHECK(hub.stats().messages_in == kMessages);
+    for (int i = 0; i < kMessages; ++i)
+        REQUIRE(subscriber.next_text() == "m " + std::to_string(i));
+    CHECK(eventually([&] { return hub.stats().pending_bytes == 0; }));
+}
