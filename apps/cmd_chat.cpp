@@ -10,6 +10,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -60,7 +61,8 @@ constexpr const char* kChatHelp =
     "  --allowed-origin ORIGIN  also accept browser pages from ORIGIN, e.g.\n"
     "                           http://localhost:3000 (repeatable; same-origin is always on)\n"
     "  --redis URL              share rooms with other wsx chat nodes through Redis pub/sub:\n"
-    "                           redis://HOST[:PORT][/PREFIX] (port 6379, channel prefix wsx)\n"
+    "                           redis://[[USER]:PASSWORD@]HOST[:PORT][/PREFIX] (port 6379,\n"
+    "                           channel prefix wsx); or the password in $WSX_REDIS_PASSWORD\n"
     "  --node-id N              this node's id on Redis, non-zero (random)\n"
     "  with TLS (https:// and wss://), SIGHUP reloads the certificates\n";
 
@@ -318,8 +320,10 @@ int chat_command(std::span<char*> args) {
         std::string why;
         redis_target = wsx::hub::parse_redis_url(redis_url, &why);
         if (!redis_target) {
-            std::fprintf(stderr, "wsx chat: bad --redis %s: %s\n%s", redis_url.c_str(), why.c_str(),
-                         chat_help());
+            // Not echoed when it may hold a password.
+            const bool secret = redis_url.find('@') != std::string::npos;
+            std::fprintf(stderr, "wsx chat: bad --redis %s: %s\n%s",
+                         secret ? "URL" : redis_url.c_str(), why.c_str(), chat_help());
             return 2;
         }
     }
@@ -363,6 +367,13 @@ int chat_command(std::span<char*> args) {
         redis_options.host = redis_target->host;
         redis_options.port = redis_target->port;
         redis_options.prefix = redis_target->prefix;
+        redis_options.username = redis_target->username;
+        redis_options.password = redis_target->password;
+        // Kept out of the URL (and so out of `ps`) when it comes from the environment.
+        if (const char* password = std::getenv("WSX_REDIS_PASSWORD");
+            password != nullptr && redis_options.password.empty()) {
+            redis_options.password = password;
+        }
         redis = std::make_unique<wsx::hub::RedisBackplane>(std::move(redis_options));
         hub_options.backplane = redis.get();
     }

@@ -36,6 +36,30 @@ std::optional<RedisUrl> url_error(std::string* error, const char* why) {
     return std::nullopt;
 }
 
+// RFC 3986 §2.1: %XX is the byte XX (hex digits); false for a % without two hex digits.
+bool percent_decode(std::string_view in, std::string& out) {
+    out.clear();
+    const auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out.push_back(in[i]);
+            continue;
+        }
+        if (i + 2 >= in.size()) return false;
+        const int high = hex(in[i + 1]);
+        const int low = hex(in[i + 2]);
+        if (high < 0 || low < 0) return false;
+        out.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+    }
+    return true;
+}
+
 std::string_view reply_string(const redisReply* reply) {
     if (reply == nullptr ||
         (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS))
@@ -94,10 +118,20 @@ std::optional<RedisUrl> parse_redis_url(std::string_view url, std::string* error
     std::string_view authority = rest.substr(0, slash);
     const std::string_view path =
         slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
-    if (authority.find('@') != std::string_view::npos) {
-        return url_error(error, "credentials in the URL are not supported");
-    }
     RedisUrl parsed;
+    if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+        const std::string_view userinfo = authority.substr(0, at);
+        authority = authority.substr(at + 1);
+        const std::size_t colon = userinfo.find(':');
+        if (colon == std::string_view::npos) {
+            return url_error(error, "credentials are [user]:password@ (the password is missing)");
+        }
+        if (!percent_decode(userinfo.substr(0, colon), parsed.username) ||
+            !percent_decode(userinfo.substr(colon + 1), parsed.password)) {
+            return url_error(error, "bad percent-encoding in the credentials");
+        }
+        if (parsed.password.empty()) return url_error(error, "the password is empty");
+    }
     std::string_view port_text;
     if (!authority.empty() && authority.front() == '[') {
         const std::size_t close = authority.find(']');
@@ -344,12 +378,49 @@ struct RedisBackplane::State {
             self->fail();
             return;
         }
-        if (connection->is_subscriber) {
-            self->subscribe_all();
-        } else {
-            connection->up = true;
-            self->check_ready();
+        if (!self->options.password.empty()) {
+            self->authenticate(*connection);
+            return;
         }
+        self->connected_and_ready(*connection);
+    }
+
+    // Logged in (or no password needed): the subscriber subscribes, the publisher is up.
+    void connected_and_ready(Connection& connection) {
+        if (connection.is_subscriber) {
+            subscribe_all();
+        } else {
+            connection.up = true;
+            check_ready();
+        }
+    }
+
+    // AUTH [username] password, first on each connection (Redis 6 ACL form with a username).
+    void authenticate(Connection& connection) {
+        std::vector<const char*> argv{"AUTH"};
+        std::vector<std::size_t> lengths{4};
+        if (!options.username.empty()) {
+            argv.push_back(options.username.c_str());
+            lengths.push_back(options.username.size());
+        }
+        argv.push_back(options.password.c_str());
+        lengths.push_back(options.password.size());
+        redisAsyncCommandArgv(connection.context, &State::on_auth, this,
+                              static_cast<int>(argv.size()), argv.data(), lengths.data());
+    }
+
+    static void on_auth(redisAsyncContext* context, void* raw, void*) {
+        Connection* connection = nullptr;
+        State* self = state_of(context, &connection);
+        const auto* reply = static_cast<const redisReply*>(raw);
+        if (self == nullptr || reply == nullptr) return;  // the connection is going anyway
+        if (reply->type == REDIS_REPLY_ERROR) {
+            // Wrong password or user: retried with backoff, since the server's ACL may change.
+            self->last_error = "AUTH refused: " + std::string(reply->str, reply->len);
+            self->fail();
+            return;
+        }
+        self->connected_and_ready(*connection);
     }
 
     static void on_disconnect(const redisAsyncContext* context, int status) {

@@ -60,12 +60,15 @@ void encode_envelope(const BackplaneMessage& message, std::string& out);
 // version, an opcode other than text/binary, or fewer than kEnvelopeHeaderSize bytes.
 std::optional<BackplaneMessage> decode_envelope(std::span<const std::uint8_t> bytes);
 
-// ---- redis://host[:port][/prefix] (port 6379 and prefix "wsx" when left out; an IPv6 host in
-// brackets). Credentials, query strings and other schemes are refused.
+// ---- redis://[[user]:password@]host[:port][/prefix] (port 6379 and prefix "wsx" when left
+// out; an IPv6 host in brackets; user and password percent-decoded, RFC 3986 §2.1). Query
+// strings, rediss:// and other schemes are refused.
 struct RedisUrl {
     std::string host;
     std::uint16_t port = 6379;
     std::string prefix = "wsx";
+    std::string username;  // empty: AUTH with the password alone (the "default" user)
+    std::string password;  // empty: no AUTH
 };
 // nullopt and a reason in *error for anything else.
 std::optional<RedisUrl> parse_redis_url(std::string_view url, std::string* error = nullptr);
@@ -75,6 +78,10 @@ struct RedisOptions {
     std::uint16_t port = 6379;
     // Channel names start with it: "<prefix>:t:<topic>", "<prefix>:broadcast".
     std::string prefix = "wsx";
+    // When the password is set, each connection sends AUTH [username] password before anything
+    // else; a refusal is logged and retried like a failed connect.
+    std::string username;
+    std::string password;
     // Publishes waiting for the Redis thread or for Redis' reply; beyond it a publish is dropped
     // (and counted) instead of growing memory without bound.
     std::size_t max_pending = 65536;

@@ -4,7 +4,8 @@ publish on any node reaches every subscriber on every node exactly once; that a 
 to a topic's Redis channel only while it has local subscribers (PUBSUB NUMSUB and the node's
 metrics); that when Redis is killed the nodes keep serving their own clients, count the dropped
 publishes and log the loss; and that after Redis is restarted on the same port they reconnect,
-resubscribe and carry publishes across nodes again.
+resubscribe and carry publishes across nodes again. Then a Redis with a password: the password
+in the URL or in WSX_REDIS_PASSWORD gets nodes in, a wrong or missing one is refused and logged.
 
 Usage: chat_redis.py WSX   (exit 77 when redis-server is not installed)"""
 
@@ -39,15 +40,17 @@ def free_port():
 class RedisServer:
     """A throwaway redis-server on 127.0.0.1, no persistence; stopped by its pid."""
 
-    def __init__(self, binary, port):
+    def __init__(self, binary, port, password=None):
         self.binary = binary
         self.port = port
+        self.password = password
         self.proc = None
 
     def start(self):
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"] + auth,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
@@ -67,15 +70,20 @@ class RedisServer:
             self.proc.wait(TIMEOUT)
 
     def command(self, *args):
-        """One command in RESP; the reply as str, int or list of those."""
+        """One command in RESP (after AUTH when the server has a password); the reply as str,
+        int or list of those."""
+        commands = ([("AUTH", self.password)] if self.password else []) + [args]
         with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as s:
-            request = f"*{len(args)}\r\n".encode()
-            for arg in args:
-                data = str(arg).encode()
-                request += b"$%d\r\n%s\r\n" % (len(data), data)
+            request = b""
+            for command in commands:
+                request += f"*{len(command)}\r\n".encode()
+                for arg in command:
+                    data = str(arg).encode()
+                    request += b"$%d\r\n%s\r\n" % (len(data), data)
             s.sendall(request)
             reader = s.makefile("rb")
-            return read_reply(reader)
+            replies = [read_reply(reader) for _ in commands]
+            return replies[-1]
 
 
 def read_reply(reader):
@@ -163,9 +171,9 @@ def numsub(redis, channel):
     return int(reply[1])
 
 
-def start_node(wsx, url, node_id):
+def start_node(wsx, url, node_id, env=None):
     return WsxProcess(wsx, ["chat", "--address", "127.0.0.1", "--port", "0", "--threads", "2",
-                            "--redis", url, "--node-id", str(node_id)])
+                            "--redis", url, "--node-id", str(node_id)], env=env)
 
 
 async def exactly_once(clients, senders, topic, tag, checks):
@@ -273,6 +281,45 @@ async def scenario(wsx, redis, prefix, checks):
             checks.equal(node.stop(), 0, "a node stops cleanly on SIGTERM")
 
 
+async def password_scenario(wsx, binary, checks):
+    """A Redis with requirepass: the password from the URL (percent-encoded) or from
+    WSX_REDIS_PASSWORD gets nodes in; a wrong or missing one is refused, logged and retried."""
+    password = "p@ss:w/rd"
+    redis = RedisServer(binary, free_port(), password)
+    redis.start()
+    try:
+        base = f"127.0.0.1:{redis.port}/secret"
+        with_env = dict(os.environ, WSX_REDIS_PASSWORD=password)
+        with start_node(wsx, f"redis://:p%40ss%3Aw%2Frd@{base}", 11) as node_a, \
+                start_node(wsx, f"redis://{base}", 12, env=with_env) as node_b, \
+                start_node(wsx, f"redis://:wrong@{base}", 13) as wrong, \
+                start_node(wsx, f"redis://{base}", 14) as missing:
+            nodes = [node_a, node_b]
+            await wait_for(lambda: all(metrics(n).get("wsx_redis_connected") == 1 for n in nodes),
+                           "nodes with the password (URL, environment) connect", checks)
+            a = await Client.open(node_a, "a")
+            b = await Client.open(node_b, "b")
+            for client in (a, b):
+                await client.subscribe("vault")
+            await wait_for(lambda: numsub(redis, "secret:t:vault") == 2,
+                           "both subscribe through the password-protected Redis", checks)
+            await a.publish("vault", "across")
+            checks.equal(await b.messages(1), [("vault", "across", "a")],
+                         "a message crosses nodes on a password-protected Redis")
+            await wait_for(lambda: any("AUTH refused" in line for line in wrong.lines),
+                           "a wrong password is refused and logged", checks)
+            # hiredis ends a subscriber connection whose SUBSCRIBE gets an error reply.
+            await wait_for(lambda: any("NOAUTH" in line for line in missing.lines),
+                           "a missing password is reported with Redis' NOAUTH", checks)
+            for node in (wrong, missing):
+                checks.equal(metrics(node).get("wsx_redis_connected"), 0,
+                             "a node refused by Redis does not call itself connected")
+            for client in (a, b):
+                await client.close()
+    finally:
+        redis.kill()
+
+
 async def main(wsx):
     binary = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
@@ -280,10 +327,10 @@ async def main(wsx):
         print("redis-server is not installed")
         sys.exit(SKIP)
     checks = Checks("chat_redis")
-    result = subprocess.run([wsx, "chat", "--redis", "redis://user:pw@127.0.0.1"],
+    result = subprocess.run([wsx, "chat", "--redis", "redis://user@127.0.0.1"],
                             capture_output=True, timeout=TIMEOUT)
     checks.equal(result.returncode, 2, "a bad --redis URL exits 2")
-    checks.check(b"credentials in the URL are not supported" in result.stderr,
+    checks.check(b"the password is missing" in result.stderr,
                  f"... and says why: {result.stderr[:120]!r}")
     redis = RedisServer(binary, free_port())
     redis.start()
@@ -292,6 +339,7 @@ async def main(wsx):
                                         checks), 50)
     finally:
         redis.kill()
+    await asyncio.wait_for(password_scenario(wsx, binary, checks), 30)
     checks.finish()
 
 

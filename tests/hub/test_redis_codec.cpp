@@ -111,6 +111,30 @@ TEST_CASE("a redis URL gives host, port and prefix, with defaults") {
     REQUIRE(url.has_value());
     CHECK(url->host == "fe80::1");
     CHECK(url->port == 6379);
+    CHECK(url->username.empty());
+    CHECK(url->password.empty());
+}
+
+TEST_CASE("credentials in a redis URL: [user]:password@, percent-decoded") {
+    auto url = parse_redis_url("redis://:s3cret@127.0.0.1:6390/chat");
+    REQUIRE(url.has_value());
+    CHECK(url->username.empty());
+    CHECK(url->password == "s3cret");
+    CHECK(url->host == "127.0.0.1");
+    CHECK(url->port == 6390);
+    CHECK(url->prefix == "chat");
+
+    // The last @ ends the credentials; %40 and %3A are how a password holds @ and :.
+    url = parse_redis_url("redis://chat-node:p%40ss%3Aw%2Fd@[::1]");
+    REQUIRE(url.has_value());
+    CHECK(url->username == "chat-node");
+    CHECK(url->password == "p@ss:w/d");
+    CHECK(url->host == "::1");
+
+    url = parse_redis_url("redis://u:a@b@cache");
+    REQUIRE(url.has_value());
+    CHECK(url->password == "a@b");
+    CHECK(url->host == "cache");
 }
 
 TEST_CASE("a bad redis URL is refused with the reason") {
@@ -129,7 +153,12 @@ TEST_CASE("a bad redis URL is refused with the reason") {
         {"redis://h:99999999999", "the port is not a number from 1 to 65535"},
         {"redis://h:12a", "the port is not a number from 1 to 65535"},
         {"redis://h:-1", "the port is not a number from 1 to 65535"},
-        {"redis://user:pw@h:6379", "credentials in the URL are not supported"},
+        {"redis://user@h:6379", "credentials are [user]:password@ (the password is missing)"},
+        {"redis://user:@h", "the password is empty"},
+        {"redis://:pw%4@h", "bad percent-encoding in the credentials"},
+        {"redis://:pw%zz@h", "bad percent-encoding in the credentials"},
+        {"redis://u%:pw@h", "bad percent-encoding in the credentials"},
+        {"redis://:pw@", "the URL has no host"},
         {"redis://h/db?x=1", "query strings and fragments are not supported"},
         {"redis://::1:6379", "an IPv6 address goes in brackets: redis://[::1]:6379"},
         {"redis://[::1", "unclosed [ in the host"},

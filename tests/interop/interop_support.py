@@ -74,9 +74,10 @@ class WsxProcess:
     """A wsx server command on 127.0.0.1 with a kernel-chosen port, read from its stderr
     banner; stderr keeps being drained (and echoed) so the process never blocks on it."""
 
-    def __init__(self, wsx, args, banner=r"listening on 127\.0\.0\.1:(\d+)", timeout=10.0):
+    def __init__(self, wsx, args, banner=r"listening on 127\.0\.0\.1:(\d+)", timeout=10.0,
+                 env=None):
         self.proc = subprocess.Popen([wsx] + args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.lines = []
         self.port = None
         pattern = re.compile(banner)
