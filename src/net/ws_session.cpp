@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace wsx::net {
@@ -89,9 +90,10 @@ void WsSession::Events::on_pong(std::span<const std::uint8_t> payload) {
 
 void WsSession::Events::on_close(const proto::CloseInfo& info) {
     // The reason points into the read buffer; on_close reaches the application later.
-    session->close_reason_.assign(info.reason);
-    session->close_info_ = info;
-    session->close_info_.reason = session->close_reason_;
+    Extras& cold = session->extras();
+    cold.close_reason.assign(info.reason);
+    cold.close_info = info;
+    cold.close_info.reason = cold.close_reason;
 }
 
 // ---- WsSession: life cycle
@@ -104,16 +106,14 @@ WsSession::WsSession(SessionHost& host, std::uint64_t id, const SessionStart& st
       tls_(std::move(start.tls)),
       id_(id),
       fd_(start.fd),
-      preamble_(start.preamble),
-      protocol_(start.protocol),
-      target_(start.target),
-      peer_(start.peer) {
-    ping_timer_.bind<&WsSession::on_ping_timer>(this);
-    liveness_timer_.bind<&WsSession::on_liveness_timer>(this);
-    write_timer_.bind<&WsSession::on_write_timer>(this);
-    close_timer_.bind<&WsSession::on_close_timer>(this);
-    idle_timer_.bind<&WsSession::on_idle_timer>(this);
-    reap_timer_.bind<&WsSession::on_reap_timer>(this);
+      target_(start.target) {
+    if (!start.preamble.empty()) extras().preamble = start.preamble;
+    if (!start.protocol.empty()) extras().protocol = start.protocol;
+    if (start.peer.size() <= sizeof peer_) {
+        std::memcpy(&peer_, start.peer.data(), start.peer.size());
+        peer_size_ = static_cast<std::uint8_t>(start.peer.size());
+    }
+    timer_.bind<&WsSession::on_timer>(this);
 }
 
 WsSession::~WsSession() {
@@ -127,6 +127,35 @@ Reactor& WsSession::reactor() const noexcept {
     return host_.reactor();
 }
 
+WsSession::Extras& WsSession::extras() {
+    if (!extras_) extras_ = std::make_unique<Extras>();
+    return *extras_;
+}
+
+void WsSession::preamble_written(std::size_t n) noexcept {
+    Extras& cold = *extras_;
+    cold.preamble_sent += n;
+    if (cold.preamble_sent < cold.preamble.size()) return;
+    std::string().swap(cold.preamble);
+    cold.preamble_sent = 0;
+    // Nothing else was put there yet (no subprotocol; no close, which comes with the engine
+    // leaving the open state): give it back.
+    if (cold.protocol.empty() && phase_ == Phase::open && conn_.state() == State::open) {
+        extras_.reset();
+    }
+}
+
+const std::string& WsSession::protocol() const noexcept {
+    static const std::string none;
+    return extras_ != nullptr ? extras_->protocol : none;
+}
+
+SocketAddress WsSession::peer() const noexcept {
+    sockaddr_storage storage{};
+    std::memcpy(&storage, &peer_, peer_size_);
+    return SocketAddress::from_storage(storage, peer_size_);
+}
+
 SessionHandle WsSession::handle() const noexcept {
     return {&host_, id_};
 }
@@ -135,11 +164,8 @@ void WsSession::open(std::span<const std::uint8_t> early_bytes) {
     enter();
     const std::int64_t now = reactor().now().count();
     last_received_ = last_write_progress_ = last_message_ = now;
-    if (options_.ping_interval.count() > 0) {
-        reactor().arm(ping_timer_, options_.ping_interval);
-        if (options_.pong_wait.count() > 0) reactor().arm(liveness_timer_, options_.pong_wait);
-    }
-    if (options_.idle_timeout.count() > 0) reactor().arm(idle_timer_, options_.idle_timeout);
+    if (options_.ping_interval.count() > 0) due_ = now + options_.ping_interval.count();
+    arm_by(next_deadline());
 
     opened_ = true;
     handler_.on_open(*this);
@@ -177,7 +203,7 @@ void WsSession::after_api_call() {
     }
     --depth_;
     // The caller may still hold a reference: tear down from the loop, not from under it.
-    if (phase_ == Phase::done) reactor().arm(reap_timer_, std::chrono::milliseconds(0));
+    if (phase_ == Phase::done) reactor().arm(timer_, std::chrono::milliseconds(0));
 }
 
 void WsSession::close_socket() {
@@ -188,30 +214,27 @@ void WsSession::close_socket() {
     }
     phase_ = Phase::done;
     interest_ = Interest::none;
-    ping_timer_.cancel();
-    liveness_timer_.cancel();
-    write_timer_.cancel();
-    close_timer_.cancel();
-    idle_timer_.cancel();
+    timer_.cancel();
 }
 
 void WsSession::fail_transport(std::string_view reason) {
-    if (local_reason_.empty()) local_reason_ = reason;
+    Extras& cold = extras();
+    if (cold.local_reason.empty()) cold.local_reason = reason;
     close_socket();
 }
 
 void WsSession::teardown() {
-    reap_timer_.cancel();
     close_socket();
     Events events{this};
     conn_.transport_closed(events);  // 1006 unless the close was already reported
-    if (close_info_.error == proto::Error::abnormal_closure && !local_reason_.empty()) {
-        close_info_.reason = local_reason_;
+    Extras& cold = extras();
+    if (cold.close_info.error == proto::Error::abnormal_closure && !cold.local_reason.empty()) {
+        cold.close_info.reason = cold.local_reason;
     }
     if (opened_) {
         opened_ = false;
         ++depth_;  // sends from on_close find the session closed and queue nothing
-        handler_.on_close(*this, close_info_);
+        handler_.on_close(*this, cold.close_info);
         --depth_;
     }
     host_.destroy(*this);
@@ -288,8 +311,11 @@ void WsSession::receive_tls(std::size_t ciphertext_size) {
 void WsSession::flush() {
     if (fd_ < 0 || write_blocked_) return;
     if (!(tls_ != nullptr ? flush_tls() : flush_plain())) return;
-    if (write_blocked_ && !write_timer_.armed() && options_.write_wait.count() > 0) {
-        reactor().arm(write_timer_, options_.write_wait);
+    if (write_blocked_ && options_.write_wait.count() > 0) {
+        // The stall is timed from now: this write either made progress now or found the
+        // socket full right away (the last progress may be long past: the output was empty).
+        last_write_progress_ = reactor().now().count();
+        arm_by(last_write_progress_ + options_.write_wait.count());
     }
     check_watermarks();
 }
@@ -298,8 +324,10 @@ bool WsSession::flush_plain() {
     proto::IoSlice slices[kMaxSlices];
     for (;;) {
         std::size_t count = 0;
-        const std::size_t preamble_left = preamble_.size() - preamble_sent_;
-        if (preamble_left > 0) slices[count++] = {preamble_.data() + preamble_sent_, preamble_left};
+        const std::size_t preamble = preamble_left();
+        if (preamble > 0) {
+            slices[count++] = {extras_->preamble.data() + extras_->preamble_sent, preamble};
+        }
         count += conn_.pending_output(std::span(slices).subspan(count));
         if (count == 0) break;
         std::size_t total = 0;
@@ -315,12 +343,8 @@ bool WsSession::flush_plain() {
             write_blocked_ = true;
             break;
         }
-        const std::size_t from_preamble = std::min(wrote.value, preamble_left);
-        preamble_sent_ += from_preamble;
-        if (preamble_left > 0 && preamble_sent_ == preamble_.size()) {
-            std::string().swap(preamble_);
-            preamble_sent_ = 0;
-        }
+        const std::size_t from_preamble = std::min(wrote.value, preamble);
+        if (preamble > 0) preamble_written(from_preamble);
         conn_.consume_output(wrote.value - from_preamble);
         if (wrote.value > 0) last_write_progress_ = reactor().now().count();
         if (wrote.value < total) {
@@ -356,8 +380,10 @@ bool WsSession::flush_tls() {
             }
         }
         std::size_t count = 0;
-        const std::size_t preamble_left = preamble_.size() - preamble_sent_;
-        if (preamble_left > 0) slices[count++] = {preamble_.data() + preamble_sent_, preamble_left};
+        const std::size_t preamble = preamble_left();
+        if (preamble > 0) {
+            slices[count++] = {extras_->preamble.data() + extras_->preamble_sent, preamble};
+        }
         count += conn_.pending_output(std::span(slices).subspan(count));
         if (count == 0) return true;
         // Taking a prefix of the slices works like a short writev.
@@ -367,12 +393,8 @@ bool WsSession::flush_tls() {
             return false;
         }
         if (taken == 0) return true;  // close_notify went out: nothing more may follow
-        const std::size_t from_preamble = std::min(taken, preamble_left);
-        preamble_sent_ += from_preamble;
-        if (preamble_left > 0 && preamble_sent_ == preamble_.size()) {
-            std::string().swap(preamble_);
-            preamble_sent_ = 0;
-        }
+        const std::size_t from_preamble = std::min(taken, preamble);
+        if (preamble > 0) preamble_written(from_preamble);
         conn_.consume_output(taken - from_preamble);
     }
 }
@@ -394,8 +416,10 @@ void WsSession::check_watermarks() {
 
 void WsSession::progress() {
     if (phase_ != Phase::open) return;
-    if (conn_.state() == State::closing && !close_timer_.armed()) {
-        reactor().arm(close_timer_, options_.close_timeout);
+    if (conn_.state() == State::closing && !close_timed_) {
+        close_timed_ = true;  // due_ no longer times pings: the engine is not open any more
+        due_ = reactor().now().count() + options_.close_timeout.count();
+        arm_by(due_);
     }
     if (conn_.state() != State::closed || buffered_amount() > 0) return;
     if (tls_ != nullptr && !tls_->close_sent()) {
@@ -409,11 +433,8 @@ void WsSession::progress() {
     // last frames are not lost to a reset from unread data.
     if (conn_.close_transport_now()) ::shutdown(fd_, SHUT_WR);
     phase_ = Phase::lingering;
-    ping_timer_.cancel();
-    liveness_timer_.cancel();
-    write_timer_.cancel();
-    idle_timer_.cancel();
-    reactor().arm(close_timer_, options_.close_timeout);
+    due_ = reactor().now().count() + options_.close_timeout.count();
+    reactor().arm(timer_, options_.close_timeout);
 }
 
 void WsSession::update_interest() {
@@ -494,68 +515,77 @@ void WsSession::abort(std::string_view reason) {
 
 // ---- WsSession: timers
 
-void WsSession::on_ping_timer() {
-    enter();
-    if (is_open()) {
-        static_cast<void>(conn_.ping());
-        reactor().arm(ping_timer_, options_.ping_interval);
-    }
-    leave();
+void WsSession::arm_by(std::int64_t deadline) noexcept {
+    if (deadline == INT64_MAX) return;
+    const auto tick = static_cast<std::uint64_t>(std::max<std::int64_t>(deadline, 0));
+    if (timer_.armed() && timer_.deadline() <= tick) return;
+    reactor().timer_wheel().arm_at(timer_, tick);
 }
 
-void WsSession::on_liveness_timer() {
+std::int64_t WsSession::next_deadline() const noexcept {
+    if (phase_ == Phase::lingering) return due_;
+    if (phase_ != Phase::open) return INT64_MAX;
+    std::int64_t next = INT64_MAX;
+    const std::int64_t ping = options_.ping_interval.count();
+    const std::int64_t pong_wait = options_.pong_wait.count();
+    const std::int64_t write_wait = options_.write_wait.count();
+    const std::int64_t idle = options_.idle_timeout.count();
+    // pong_wait guards the whole open phase, the close handshake included.
+    if (ping > 0 && pong_wait > 0) next = std::min(next, last_received_ + pong_wait);
+    if (write_blocked_ && write_wait > 0) next = std::min(next, last_write_progress_ + write_wait);
+    if (conn_.state() == State::open) {
+        if (ping > 0) next = std::min(next, due_);
+        if (idle > 0) next = std::min(next, last_message_ + idle);
+    } else if (close_timed_) {
+        next = std::min(next, due_);  // close_timeout
+    }
+    return next;
+}
+
+void WsSession::on_timer() {
+    if (phase_ == Phase::done) {
+        if (depth_ == 0) teardown();  // the reap after an API call ended the session; deletes this
+        return;
+    }
     enter();
-    const std::int64_t wait = options_.pong_wait.count();
-    const std::int64_t quiet = reactor().now().count() - last_received_;
-    if (above_high_) {
-        // Not reading on purpose: silence proves nothing; the write wait guards this state.
-        reactor().arm(liveness_timer_, options_.pong_wait);
-    } else if (quiet >= wait) {
-        fail_transport("no pong or data within pong_wait");
+    const std::int64_t now = reactor().now().count();
+    if (phase_ == Phase::lingering) {
+        // The close handshake is over; the peer just did not end TCP.
+        if (now >= due_) close_socket();
     } else {
-        reactor().arm(liveness_timer_, std::chrono::milliseconds(wait - quiet));
-    }
-    leave();
-}
-
-void WsSession::on_write_timer() {
-    enter();
-    if (write_blocked_) {
-        const std::int64_t wait = options_.write_wait.count();
-        const std::int64_t stalled = reactor().now().count() - last_write_progress_;
-        if (stalled >= wait) {
+        const std::int64_t ping = options_.ping_interval.count();
+        const std::int64_t pong_wait = options_.pong_wait.count();
+        const std::int64_t write_wait = options_.write_wait.count();
+        const std::int64_t idle = options_.idle_timeout.count();
+        if (write_blocked_ && write_wait > 0 && now - last_write_progress_ >= write_wait) {
             fail_transport("no write progress within write_wait");
-        } else {
-            reactor().arm(write_timer_, std::chrono::milliseconds(wait - stalled));
+        }
+        if (phase_ == Phase::open && ping > 0 && pong_wait > 0 &&
+            now - last_received_ >= pong_wait) {
+            if (above_high_) {
+                // Not reading on purpose: silence proves nothing; the write wait guards this
+                // state. Give the peer another pong_wait from now.
+                last_received_ = now;
+            } else {
+                fail_transport("no pong or data within pong_wait");
+            }
+        }
+        if (phase_ == Phase::open && close_timed_ && now >= due_) {
+            fail_transport("close handshake timed out");
+        }
+        if (is_open() && ping > 0 && now >= due_) {
+            static_cast<void>(conn_.ping());
+            due_ = now + ping;
+        }
+        if (is_open() && idle > 0 && now - last_message_ >= idle) {
+            static_cast<void>(conn_.close(proto::close_code::kNormal, "idle timeout"));
         }
     }
+    // Write what the tick queued (a ping, a close).
+    if (phase_ == Phase::open) flush();
+    // leave() may end the session: arm first (a session that ends cancels its timer).
+    arm_by(next_deadline());
     leave();
-}
-
-void WsSession::on_close_timer() {
-    enter();
-    if (phase_ == Phase::lingering) {
-        close_socket();  // the close handshake is over; the peer just did not end TCP
-    } else {
-        fail_transport("close handshake timed out");
-    }
-    leave();
-}
-
-void WsSession::on_idle_timer() {
-    enter();
-    const std::int64_t idle = options_.idle_timeout.count();
-    const std::int64_t quiet = reactor().now().count() - last_message_;
-    if (quiet >= idle) {
-        if (is_open()) static_cast<void>(conn_.close(proto::close_code::kNormal, "idle timeout"));
-    } else {
-        reactor().arm(idle_timer_, std::chrono::milliseconds(idle - quiet));
-    }
-    leave();
-}
-
-void WsSession::on_reap_timer() {
-    if (depth_ == 0 && phase_ == Phase::done) teardown();  // deletes this
 }
 
 // ---- SessionHost

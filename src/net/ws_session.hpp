@@ -179,9 +179,10 @@ class WsSession final : public IoHandler {
     SessionHandle handle() const noexcept;
     proto::Role role() const noexcept { return conn_.role(); }
     // The negotiated subprotocol (empty for none) and the request target (path and query).
-    const std::string& protocol() const noexcept { return protocol_; }
+    const std::string& protocol() const noexcept;
     const std::string& target() const noexcept { return target_; }
-    const SocketAddress& peer() const noexcept { return peer_; }
+    // The peer's address (IPv4 or IPv6; empty for other families, e.g. a Unix socket pair).
+    SocketAddress peer() const noexcept;
     SessionHost& host() const noexcept { return host_; }
     Reactor& reactor() const noexcept;
     // The permessage-deflate parameters agreed in the handshake, or nullptr (not in use).
@@ -207,8 +208,7 @@ class WsSession final : public IoHandler {
 
     // ---- State.
     std::size_t buffered_amount() const noexcept {
-        return conn_.buffered_amount() + (preamble_.size() - preamble_sent_) +
-               (tls_ != nullptr ? tls_->buffered() : 0);
+        return conn_.buffered_amount() + preamble_left() + (tls_ != nullptr ? tls_->buffered() : 0);
     }
     // True while reading is paused because buffered output passed high_watermark.
     bool above_high_watermark() const noexcept { return above_high_; }
@@ -268,12 +268,16 @@ class WsSession final : public IoHandler {
     void close_socket();
     void teardown();
 
-    void on_ping_timer();
-    void on_liveness_timer();
-    void on_write_timer();
-    void on_close_timer();
-    void on_idle_timer();
-    void on_reap_timer();
+    // One timer per session: it is armed for the earliest of the deadlines below; when it fires,
+    // on_timer() acts on every deadline that passed and arms the next. A deadline that moves
+    // later (data arrived, a message went out) leaves the timer alone and is found when it fires;
+    // one that comes earlier (a blocked write, the close handshake) re-arms it at once. O(1) both.
+    void on_timer();
+    // Arms the timer for `deadline` (loop milliseconds) unless it is armed earlier already.
+    void arm_by(std::int64_t deadline) noexcept;
+    // The earliest deadline of the current state (INT64_MAX: none): ping_interval, pong_wait,
+    // write_wait, close_timeout, idle_timeout.
+    std::int64_t next_deadline() const noexcept;
 
     SessionHost& host_;
     const SessionOptions& options_;
@@ -286,31 +290,42 @@ class WsSession final : public IoHandler {
     Interest interest_ = Interest::none;
     bool write_blocked_ = false;  // the last write stopped short: wait for writability
     bool above_high_ = false;
-    bool opened_ = false;  // on_open was delivered, so on_close is owed
-    int depth_ = 0;        // nesting of reactor entry points and callbacks on the stack
+    bool opened_ = false;       // on_open was delivered, so on_close is owed
+    bool close_timed_ = false;  // the close handshake started: due_ is its close_timeout
+    int depth_ = 0;             // nesting of reactor entry points and callbacks on the stack
 
-    std::string preamble_;
-    std::size_t preamble_sent_ = 0;
-    std::string protocol_;
     std::string target_;
-    SocketAddress peer_;
+    // The peer as the sockaddr_in or sockaddr_in6 it is: 28 bytes, where a SocketAddress holds a
+    // whole sockaddr_storage (128).
+    sockaddr_in6 peer_{};
+    std::uint8_t peer_size_ = 0;
     void* user_data_ = nullptr;
 
-    // Loop-time stamps (milliseconds) the lazy timers compare against.
+    // Loop-time stamps (milliseconds) the deadlines are computed from.
     std::int64_t last_received_ = 0;
     std::int64_t last_write_progress_ = 0;
     std::int64_t last_message_ = 0;
+    // While the engine is open: when the next ping is due. Once we started the close handshake
+    // (close_timed_), and while lingering for the peer's FIN: when close_timeout ends the wait.
+    std::int64_t due_ = 0;
 
-    proto::CloseInfo close_info_{};
-    std::string close_reason_;       // owns close_info_.reason
-    std::string_view local_reason_;  // why we dropped the transport (static strings only)
+    // What most sessions never need, or only at their end: made on first use.
+    struct Extras {
+        std::string preamble;  // until written
+        std::size_t preamble_sent = 0;
+        std::string protocol;
+        proto::CloseInfo close_info{};
+        std::string close_reason;       // owns close_info.reason
+        std::string_view local_reason;  // why we dropped the transport (static strings only)
+    };
+    Extras& extras();
+    std::size_t preamble_left() const noexcept {
+        return extras_ != nullptr ? extras_->preamble.size() - extras_->preamble_sent : 0;
+    }
+    void preamble_written(std::size_t n) noexcept;
+    std::unique_ptr<Extras> extras_;
 
-    Timer ping_timer_;
-    Timer liveness_timer_;
-    Timer write_timer_;
-    Timer close_timer_;
-    Timer idle_timer_;
-    Timer reap_timer_;
+    Timer timer_;
 };
 
 // The sessions of one reactor thread and what they share: the read buffer and the reactor.
