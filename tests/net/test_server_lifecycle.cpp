@@ -109,6 +109,46 @@ TEST_CASE_TEMPLATE("server pings every ping_interval and drops a peer silent for
     CHECK(handler.closes().at(1).reason == "no pong or data within pong_wait");
 }
 
+namespace {
+
+// Echoes, except "close me": the server starts the close handshake with 4000 "bye".
+class ClosingRecorder : public EchoRecorder {
+  public:
+    void on_message(WsSession& session, wsx::proto::Opcode opcode,
+                    std::span<const std::uint8_t> payload) override {
+        if (std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()) ==
+            "close me") {
+            static_cast<void>(session.close(4000, "bye"));
+            return;
+        }
+        EchoRecorder::on_message(session, opcode, payload);
+    }
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a close the peer never answers fails after close_timeout with 1006", B,
+                   WSX_NET_TEST_BACKENDS) {
+    ClosingRecorder handler;
+    ServerOptions options = test_options(B::value);
+    options.session.close_timeout = 300ms;
+    TestServer server(options, handler);
+
+    TestClient client(server.port());
+    REQUIRE(client.handshake() == 101);
+    const auto asked = Clock::now();
+    client.send_text("close me");
+    // The client reads nothing, so it never answers the close.
+    REQUIRE(eventually([&] { return handler.closed.load() == 1; }, 3000ms));
+    CHECK(since(asked) >= 250ms);
+    CHECK(handler.closes().at(0).code == 1006);
+    CHECK(handler.closes().at(0).reason == "close handshake timed out");
+    const ClientEvent e = client.next_non_control(2000ms);
+    CHECK(e.kind == ClientEvent::Kind::close);
+    CHECK(e.close_code == 4000);
+    CHECK(client.next().kind == ClientEvent::Kind::eof);
+}
+
 TEST_CASE_TEMPLATE("server closes a session idle for idle_timeout with 1000", B,
                    WSX_NET_TEST_BACKENDS) {
     EchoRecorder handler;
