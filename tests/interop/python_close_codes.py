@@ -74,6 +74,15 @@ class Closer:
             pass
         self.codes[path] = ws.close_code
 
+    async def code_of(self, path):
+        """The close code `path` ended with; the handler may record it only after the client
+        process has exited, so wait for it (bounded)."""
+        for _ in range(TIMEOUT * 100):
+            if path in self.codes:
+                return self.codes[path]
+            await asyncio.sleep(0.01)
+        return None
+
 
 async def run_connect(wsx, url):
     """`wsx connect` with stdin held open, so that only the server ends the connection."""
@@ -102,11 +111,11 @@ async def server_side(checks, wsx):
             if code not in (1000, 1001):  # normal closes are not reported under --quiet
                 checks.check(str(code).encode() in err,
                              f"wsx connect reports close {code}: {err.decode()[-200:]}")
-            checks.equal(closer.codes.get(path), code, f"wsx connect answers close {code}")
+            checks.equal(await closer.code_of(path), code, f"wsx connect answers close {code}")
         for code in INVALID:
             path = f"/{code}/raw"
             err = await run_connect(wsx, f"ws://127.0.0.1:{port}{path}")
-            checks.equal(closer.codes.get(path), 1002,
+            checks.equal(await closer.code_of(path), 1002,
                          f"wsx connect answers close {code} with 1002 ({err.decode()[-120:]})")
     finally:
         server.close()
